@@ -1,0 +1,41 @@
+"""Log formats: registry and detection.
+
+Detection order: a per-source override rule (key regex -> format) wins; then the S3 key layout
+AWS uses, confirmed by the content; then the content alone; then the raw fallback table.
+When the key says one format and the content disagrees, that is a ``FormatError`` with the
+reason, never a silent row of empty columns.
+"""
+from __future__ import annotations
+
+from ..errors import FormatError
+from .base import Format, ObjectContext, Rejected, Skipped  # noqa: F401  (re-exported)
+from .registry import FORMATS, RAW
+
+__all__ = ["FORMATS", "RAW", "Format", "ObjectContext", "Rejected", "Skipped", "detect", "get"]
+
+
+def get(name: str) -> Format:
+    for fmt in FORMATS:
+        if fmt.name == name:
+            return fmt
+    raise FormatError(f"unknown format {name!r}; known: {', '.join(f.name for f in FORMATS)}")
+
+
+def detect(key: str, head: str, *, override: str | None = None) -> Format:
+    """Choose the format of an object from its key and the first 64 KB of its text."""
+    if override:
+        return get(override)
+    by_key = [f for f in FORMATS if f.key_pattern is not None and f.key_pattern.search(key)]
+    for fmt in by_key:
+        if fmt.sniff(head):
+            return fmt
+    if by_key:
+        names = ", ".join(f.name for f in by_key)
+        first = head.lstrip()[:120].replace("\n", "\\n")
+        raise FormatError(f"key looks like {names} but the content does not match "
+                          f"(starts with {first!r}); add a formatRules override if this is "
+                          "intended")
+    for fmt in FORMATS:
+        if fmt.content_detectable and fmt.sniff(head):
+            return fmt
+    return RAW

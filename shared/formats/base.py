@@ -1,0 +1,305 @@
+"""What a log format is: detection hints, a parser and the table it maps to.
+
+A parser receives the object's ``TextSource`` and an ``ObjectContext`` and yields, in order,
+one item per input record: a mapped row (``dict`` of the table's columns, datetimes as ISO
+strings, ``TimeGenerated`` from the event's own time), a ``Rejected`` (the record could not be
+read; it is dead-lettered with the reason), or a ``Skipped`` (not an event, e.g. a
+CONTROL_MESSAGE; counted, not sent). A parser raises ``FormatError`` when the content as a
+whole does not fit the format (wrong guess, truncated file).
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Union
+
+from ..reader import JsonGarbage, TextSource
+
+MAX_RAW = 4096  # characters of a rejected record kept for the person who reads the reason
+
+
+@dataclass(frozen=True)
+class ObjectContext:
+    source: str
+    bucket: str
+    key: str
+    event_time: str | None = None  # S3 event time (ISO), fallback when a line has no time
+
+    @property
+    def account_id(self) -> str | None:
+        m = re.search(r"AWSLogs/(?:o-[a-z0-9]+/)?(?:aws-account-id=)?(\d{12})/", self.key)
+        return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    position: int  # 1-based line or record number within the object
+    reason: str
+    raw: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.raw) > MAX_RAW:
+            object.__setattr__(self, "raw", self.raw[:MAX_RAW] + "...")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    position: int
+    reason: str
+
+
+Item = Union[dict[str, Any], Rejected, Skipped]
+Parser = Callable[[TextSource, ObjectContext], Iterator[Item]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A log format.
+
+    ``key_pattern`` recognises the S3 key layout AWS uses; ``sniff(head)`` confirms from the
+    first 64 KB of text. ``table`` is None for objects that are deliberately not ingested
+    (CloudTrail digest files): they are skipped and counted.
+    """
+
+    name: str
+    table: str | None
+    parse: Parser
+    sniff: Callable[[str], bool]
+    key_pattern: re.Pattern[str] | None = None
+    description: str = ""
+    # True: may be chosen from content alone when no key pattern matched
+    content_detectable: bool = True
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    # Formats whose objects are binary (VPC Flow Logs Parquet) cannot be read from decoded
+    # text: the caller passes the whole decompressed object as bytes instead.
+    parse_bytes: Callable[[bytes, ObjectContext], Iterator[Item]] | None = None
+
+
+# ---- helpers shared by the mappers -------------------------------------------------------
+
+def iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_from_epoch(seconds: float | int | str) -> str:
+    return iso(datetime.fromtimestamp(float(seconds), tz=UTC))
+
+
+def iso_from_epoch_ms(ms: float | int | str) -> str:
+    return iso(datetime.fromtimestamp(float(ms) / 1000.0, tz=UTC))
+
+
+def iso_from_text(value: str) -> str:
+    """Normalise an ISO-8601 timestamp (Z or offset) to UTC ISO; raises ValueError."""
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return iso(dt)
+
+
+def to_int(value: Any) -> int | None:
+    """'-' / '' / None -> None; ints and numeric strings -> int; raises ValueError otherwise."""
+    if value is None or value == "-" or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    return int(str(value).strip())
+
+
+def to_float(value: Any) -> float | None:
+    if value is None or value == "-" or value == "":
+        return None
+    return float(value)
+
+
+def dash_none(value: Any) -> Any:
+    return None if value in ("-", "") else value
+
+
+# ---- lenient converters: a bad value never raises, it becomes None (the field is dropped) --
+
+INT32 = (-2**31, 2**31 - 1)
+
+
+def int32(value: Any) -> int | None:
+    """A value for an ``int`` column, or None when it is missing, not a number or too big."""
+    number = int64(value)
+    if number is None or not INT32[0] <= number <= INT32[1]:
+        return None
+    return number
+
+
+def int64(value: Any) -> int | None:
+    """A value for a ``long`` column (whole numbers only; '-', '' and junk give None)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    text = str(value).strip()
+    if not text or text == "-":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def trunc_int32(value: Any) -> int | None:
+    """KQL ``toint()`` of a real: truncates toward zero (GuardDuty severity 8.9 -> 8)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    result = int(number)
+    return result if INT32[0] <= result <= INT32[1] else None
+
+
+def real(value: Any) -> float | int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    text = str(value).strip()
+    if not text or text == "-":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def kql_string(value: Any) -> str | None:
+    """``tostring()`` as KQL does it: numbers as text, objects as compact JSON.
+
+    None and the empty string give None (KQL yields "", which an analyst cannot tell apart
+    from an absent value; absent keeps the row small).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def kql_bool(value: Any) -> bool | None:
+    """``tobool()``: true/false, "true"/"false" (any case), 1/0 numbers; anything else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        if lowered in ("1", "0"):
+            return lowered == "1"
+    return None
+
+
+def dash(value: str | None) -> str | None:
+    """Access-log text field: '-' and '' mean 'no value'."""
+    return None if value is None or value in ("-", "") else value
+
+
+def when(value: Any) -> str | None:
+    """An ISO-8601 text or a datetime column value, or None when it is not a valid time."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return iso_from_text(value)
+    except ValueError:
+        return None
+
+
+def when_epoch(value: Any, *, millis: bool = False) -> str | None:
+    """Epoch seconds (or milliseconds) as number or text -> ISO, None when not a time."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+        return iso_from_epoch_ms(number) if millis else iso_from_epoch(number)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def compact(row: dict[str, Any]) -> dict[str, Any]:
+    """Drop the columns without a value (the contract: omit None)."""
+    return {k: v for k, v in row.items() if v is not None}
+
+
+_KEY_TIME = re.compile(r"_(\d{8}T\d{4})(\d{2})?Z(?=[_.])")
+
+
+def key_time(key: str) -> str | None:
+    """The timestamp AWS puts in a log file name (``..._20180620T1620Z_...``), as ISO."""
+    m = _KEY_TIME.search(key.rsplit("/", 1)[-1])
+    if not m:
+        return None
+    try:
+        dt = datetime.strptime(m.group(1) + (m.group(2) or "00"), "%Y%m%dT%H%M%S")
+    except ValueError:
+        return None
+    return iso(dt)
+
+
+# ---- framing helpers -----------------------------------------------------------------------
+
+_TOKEN = re.compile(r'\[[^\]]*\]|(?:"(?:[^"\\]|\\.)*"|[^\s"]|")+')
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def split_fields(line: str) -> list[str]:
+    """Split an access-log line on spaces, keeping ``"quoted text"`` and ``[bracketed]`` whole.
+
+    A field that is one quoted string loses its quotes (``\\"`` inside becomes ``"``); a field
+    that merely contains quotes (NLB's ``"h2","http/1.1"``) is kept as written; brackets are
+    removed.
+    """
+    out = []
+    for m in _TOKEN.finditer(line):
+        token = m.group(0)
+        if token.startswith("[") and token.endswith("]"):
+            out.append(token[1:-1])
+            continue
+        q = _QUOTED.fullmatch(token)
+        out.append(q.group(1).replace('\\"', '"') if q else token)
+    return out
+
+
+def json_records(text: TextSource) -> Iterator[tuple[int, Any]]:
+    """(position, value) for each JSON value of a JSON-lines / concatenated-JSON object.
+
+    Non-JSON stretches come through as ``JsonGarbage`` values for the caller to reject.
+    """
+    position = 0
+    for value in text.json_values():
+        position += 1
+        yield position, value
+
+
+def garbage(position: int, value: JsonGarbage, what: str) -> Rejected:
+    return Rejected(position, f"{what}: {value.reason}", value.raw)
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -1,0 +1,92 @@
+"""GuardDuty findings exported to S3 (JSON lines, one finding per line) -> AWSGuardDuty.
+
+S3 export key: ``[prefix/]AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<uuid>.jsonl.gz``.
+Findings are the API's camelCase shape. The mapping follows Microsoft's sample rows of the
+table (``reference/expected/AWSGuardDuty__*.csv``): ``ActivityType`` = ``type``,
+``ResourceDetails`` = ``resource``, ``ServiceDetails`` = ``service`` (dynamic), ``Severity`` =
+``severity`` truncated to int as KQL ``toint`` does (8.9 -> 8, so the band Low/Medium/High is
+kept), ``TimeCreated`` = ``createdAt`` and ``TimeGenerated`` = ``updatedAt`` (the sample rows
+have TimeGenerated after TimeCreated; the table doc: "the last time this finding was updated").
+The same finding wrapped in an EventBridge "GuardDuty Finding" event (EventBridge -> Firehose)
+is unwrapped.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..errors import FormatError
+from ..reader import JsonGarbage, TextSource
+from .base import (Format, Item, ObjectContext, Rejected, compact, garbage, json_records,
+                   json_text, kql_string, trunc_int32, when)
+
+KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/GuardDuty/[a-z0-9-]+/")
+_FINDING = re.compile(r'"schemaVersion"\s*:|"GuardDuty Finding"')
+
+
+def sniff(head: str) -> bool:
+    start = head.lstrip()
+    if not start.startswith(("{", "[")):
+        return False
+    if '"detail-type"' in head:
+        return '"GuardDuty Finding"' in head
+    return bool(_FINDING.search(head)) and ('"accountId"' in head and '"severity"' in head
+                                            and '"type"' in head)
+
+
+def _finding(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("detail-type") == "GuardDuty Finding" \
+            and isinstance(value.get("detail"), dict):
+        return value["detail"]
+    return value
+
+
+def map_finding(f: dict[str, Any]) -> dict[str, Any]:
+    created = when(f.get("createdAt"))
+    row = {
+        "TimeGenerated": when(f.get("updatedAt")) or created,
+        "AccountId": kql_string(f.get("accountId")),
+        "ActivityType": kql_string(f.get("type")),
+        "Arn": kql_string(f.get("arn")),
+        "Description": kql_string(f.get("description")),
+        "Id": kql_string(f.get("id")),
+        "Partition": kql_string(f.get("partition")),
+        "Region": kql_string(f.get("region")),
+        "ResourceDetails": f.get("resource"),
+        "SchemaVersion": kql_string(f.get("schemaVersion")),
+        "ServiceDetails": f.get("service"),
+        "Severity": trunc_int32(f.get("severity")),
+        "TimeCreated": created,
+        "Title": kql_string(f.get("title")),
+    }
+    return compact(row)
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not sniff(text.head):
+        raise FormatError("GuardDuty export must be JSON lines of findings "
+                          "(schemaVersion, accountId, type, severity, ...)")
+    position = 0
+    for _, value in json_records(text):
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            position += 1
+            if isinstance(item, JsonGarbage):
+                yield garbage(position, item, "GuardDuty finding is not JSON")
+                continue
+            finding = _finding(item)
+            if not isinstance(finding, dict) or "id" not in finding and "type" not in finding:
+                yield Rejected(position, "not a GuardDuty finding (no id/type)",
+                               json_text(item))
+                continue
+            row = map_finding(finding)
+            if "TimeGenerated" not in row:
+                yield Rejected(position, "GuardDuty finding has no valid updatedAt/createdAt",
+                               json_text(item))
+                continue
+            yield row
+
+
+GUARDDUTY = Format(
+    name="guardduty", table="AWSGuardDuty", parse=parse, sniff=sniff, key_pattern=KEY,
+    description="GuardDuty findings export (JSON lines; EventBridge-wrapped findings too)")

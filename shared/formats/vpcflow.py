@@ -1,0 +1,199 @@
+"""VPC Flow Logs delivered to S3 -> AWSVPCFlow.
+
+Text objects start with a header line naming the fields in the order the flow log was
+configured with (default or custom format, versions 2-8); every record is one line of
+space-separated values, ``-`` meaning "no value". The header drives the mapping, so any field
+order works. Parquet objects use the same field names with underscores; they need the optional
+``pyarrow`` package and are read from bytes (``Format.parse_bytes``).
+
+The column mapping is Microsoft's own (``AWSVPCFlowLogs_DCR.json``, stream
+``Custom-VPCFlowLogsParquet``): hyphen and underscore spellings are both accepted,
+``TimeGenerated`` is ``start`` (epoch seconds), ``End`` is ``end``. Two additions where that
+transform leaves a column empty: ``Start`` (a live-table column the transform does not fill)
+is ``start``, and a record without ``start`` takes its time from ``end``, then from the
+timestamp in the file name, then from the S3 event time (custom formats may omit both times,
+e.g. the documented Transit Gateway example) instead of the ingestion time.
+"""
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import FormatError
+from ..reader import TextSource
+from .base import Format, Item, ObjectContext, Rejected, compact, int32, int64, key_time, when_epoch
+
+KEY = re.compile(
+    r"(^|/)\d{12}_vpcflowlogs_[a-z0-9-]+_fl-[0-9a-z]+_\d{8}T\d{4}Z_[0-9A-Za-z]+"
+    r"\.log(\.gz|\.parquet)?$"
+    r"|(^|/)\d{12}_vpcflowlogs_[a-z0-9-]+_fl-[0-9a-z]+_\d{8}T\d{4}Z_[0-9A-Za-z]+\.parquet$"
+    r"|/vpcflowlogs/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/"
+    r"|(^|/)aws-service=vpcflowlogs/")
+
+# field name (hyphen spelling) -> (column, converter)
+_STR = "str"
+FIELDS: dict[str, tuple[str, str]] = {
+    "version": ("Version", "int"),
+    "account-id": ("AccountId", _STR),
+    "interface-id": ("InterfaceId", _STR),
+    "srcaddr": ("SrcAddr", _STR),
+    "dstaddr": ("DstAddr", _STR),
+    "srcport": ("SrcPort", "int"),
+    "dstport": ("DstPort", "int"),
+    "protocol": ("Protocol", "int"),
+    "packets": ("Packets", "int"),
+    "bytes": ("Bytes", "long"),
+    "start": ("Start", "epoch"),
+    "end": ("End", "epoch"),
+    "action": ("Action", _STR),
+    "log-status": ("LogStatus", _STR),
+    "vpc-id": ("VpcId", _STR),
+    "subnet-id": ("SubnetId", _STR),
+    "instance-id": ("InstanceId", _STR),
+    "tcp-flags": ("TcpFlags", "int"),
+    "type": ("TrafficType", _STR),
+    "pkt-srcaddr": ("PktSrcAddr", _STR),
+    "pkt-dstaddr": ("PktDstAddr", _STR),
+    "region": ("Region", _STR),
+    "az-id": ("AzId", _STR),
+    "sublocation-type": ("SublocationType", _STR),
+    "sublocation-id": ("SublocationId", _STR),
+    "pkt-src-aws-service": ("PktSrcAwsService", _STR),
+    "pkt-dst-aws-service": ("PktDstAwsService", _STR),
+    "flow-direction": ("FlowDirection", _STR),
+    "traffic-path": ("TrafficPath", _STR),
+    "ecs-cluster-arn": ("EcsClusterArn", _STR),
+    "ecs-cluster-name": ("EcsClusterName", _STR),
+    "ecs-container-instance-arn": ("EcsContainerInstanceArn", _STR),
+    "ecs-container-instance-id": ("EcsContainerInstanceId", _STR),
+    "ecs-container-id": ("EcsContainerId", _STR),
+    "ecs-second-container-id": ("EcsSecondContainerId", _STR),
+    "ecs-service-name": ("EcsServiceName", _STR),
+    "ecs-task-definition-arn": ("EcsTaskDefinitionArn", _STR),
+    "ecs-task-arn": ("EcsTaskArn", _STR),
+    "ecs-task-id": ("EcsTaskId", _STR),
+}
+# AWS fields with no column in AWSVPCFlow: accepted in a header, not mapped.
+UNMAPPED = {"reject-reason", "resource-id", "encryption-status"}
+DEFAULT_V2 = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol "
+              "packets bytes start end action log-status").split()
+
+
+def _name(field: str) -> str:
+    return field.strip().lower().replace("_", "-")
+
+
+def _header(line: str) -> list[str] | None:
+    """The field names of a header line, or None if the line is not a VPC flow header."""
+    names = [_name(t) for t in line.split()]
+    if len(names) < 2 or any(n not in FIELDS and n not in UNMAPPED for n in names):
+        return None
+    if not any(n in ("srcaddr", "interface-id", "action", "log-status", "dstaddr")
+               for n in names):
+        return None
+    return names
+
+
+def _default_record(line: str) -> bool:
+    parts = line.split()
+    return len(parts) == len(DEFAULT_V2) and parts[0].isdigit() and parts[1].isdigit()
+
+
+def sniff(head: str) -> bool:
+    first = head.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    return _header(first) is not None or _default_record(first) or head.startswith("PAR1")
+
+
+def map_record(values: dict[str, Any]) -> dict[str, Any]:
+    """Map one record ({hyphen-name: value}) to AWSVPCFlow columns; '-' and junk are dropped."""
+    row: dict[str, Any] = {}
+    for name, value in values.items():
+        spec = FIELDS.get(name)
+        if spec is None or value is None:
+            continue
+        column, kind = spec
+        if isinstance(value, str):
+            value = value.strip()
+            if value in ("-", ""):
+                continue
+        if kind == _STR:
+            row[column] = value if isinstance(value, str) else str(value)
+        elif kind == "int":
+            row[column] = int32(value)
+        elif kind == "long":
+            row[column] = int64(value)
+        else:  # epoch seconds
+            row[column] = when_epoch(int64(value)) if int64(value) is not None else None
+    return compact(row)
+
+
+def _time(row: dict[str, Any], fallback: str | None) -> str | None:
+    return row.get("Start") or row.get("End") or fallback
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if text.head.startswith("PAR1"):
+        raise FormatError("VPC flow log object is Parquet: it must be read as bytes "
+                          "(Format.parse_bytes); install pyarrow to read Parquet")
+    fallback = key_time(ctx.key) or ctx.event_time
+    names: list[str] | None = None
+    for n, line in enumerate(text.lines(), start=1):
+        if names is None:
+            names = _header(line)
+            if names is not None:
+                continue
+            if _default_record(line):
+                names = DEFAULT_V2  # no header line: the documented default format
+            else:
+                raise FormatError("VPC flow log must start with a header line of field names "
+                                  f"(version account-id ...); line 1 is {line[:120]!r}")
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != len(names):
+            yield Rejected(n, f"VPC flow record has {len(parts)} fields, the header names "
+                              f"{len(names)}", line)
+            continue
+        row = map_record(dict(zip(names, parts)))
+        stamp = _time(row, fallback)
+        if stamp is None:
+            yield Rejected(n, "VPC flow record has no start/end time and the object no "
+                              "timestamp", line)
+            continue
+        yield {"TimeGenerated": stamp, **row}
+    if names is None:
+        raise FormatError("VPC flow log object is empty (not even a header line)")
+
+
+def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
+    """Parquet flow logs (column names with underscores). Needs the optional ``pyarrow``."""
+    try:
+        import pyarrow.parquet as pq  # optional: not in requirements.txt
+    except ImportError as err:
+        raise FormatError("VPC flow log object is Parquet: install pyarrow "
+                          "(pip install pyarrow) to read it") from err
+    fallback = key_time(ctx.key) or ctx.event_time
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as err:  # pyarrow raises its own error types
+        raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err
+    position = 0
+    for batch in table.to_batches():
+        for record in batch.to_pylist():
+            position += 1
+            row = map_record({_name(k): v for k, v in record.items()})
+            stamp = _time(row, fallback)
+            if stamp is None:
+                yield Rejected(position, "VPC flow record has no start/end time",
+                               repr(record))
+                continue
+            yield {"TimeGenerated": stamp, **row}
+
+
+VPCFLOW = Format(
+    name="vpcflow", table="AWSVPCFlow", parse=parse, sniff=sniff, key_pattern=KEY,
+    parse_bytes=parse_parquet,
+    description="VPC Flow Logs (text with header line, any v2-v8 field order; Parquet "
+                "with optional pyarrow)")
