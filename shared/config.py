@@ -1,0 +1,341 @@
+"""Typed settings read once from the environment.
+
+Every value the connector reads is declared here, with its environment variable, its default
+and what is expected. ``load_settings()`` reports *every* missing or invalid value in one
+``ConfigError`` so an operator fixes them in one pass. ``SETTINGS_DOC`` is the list the README
+table, ``local.settings.example.json`` and the Bicep app settings are checked against.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class FormatRule:
+    """A per-source override: keys matching ``pattern`` are parsed as ``format``."""
+
+    pattern: re.Pattern[str]
+    format: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """One AWS account/region/SQS queue the connector pulls from."""
+
+    name: str
+    queue_url: str
+    region: str
+    role_arn: str | None = None
+    access_key_id_secret: str | None = None
+    secret_access_key_secret: str | None = None
+    # bucket -> allowed key prefixes ("" = whole bucket). Empty mapping = every bucket.
+    buckets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    format_rules: tuple[FormatRule, ...] = ()
+
+    @property
+    def uses_keys(self) -> bool:
+        return self.role_arn is None
+
+    def allows(self, bucket: str, key: str) -> bool:
+        if not self.buckets:
+            return True
+        prefixes = self.buckets.get(bucket)
+        if prefixes is None:
+            return False
+        return any(key.startswith(p) for p in prefixes)
+
+    def format_for(self, key: str) -> str | None:
+        for rule in self.format_rules:
+            if rule.pattern.search(key):
+                return rule.format
+        return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    sources: tuple[Source, ...]
+    logs_ingestion_endpoint: str
+    dcr_immutable_id: str
+    storage_connection: str | None
+    queue_service_uri: str | None
+    table_service_uri: str | None
+    azure_client_id: str | None
+    aws_web_identity_audience: str | None
+    key_vault_url: str | None
+    work_queue: str
+    poison_queue: str
+    checkpoint_table: str
+    poll_schedule: str
+    poll_time_budget_seconds: float
+    sqs_wait_seconds: int
+    sqs_visibility_timeout: int
+    max_batch_bytes: int
+    max_uploads_in_flight: int
+    upload_max_attempts: int
+    upload_backoff_base_seconds: float
+    upload_backoff_max_seconds: float
+    max_dequeue_count: int
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    name: str
+    required: str  # "yes", "no", or the condition under which it is required
+    default: str
+    description: str
+
+
+SETTINGS_DOC: tuple[SettingDoc, ...] = (
+    SettingDoc("AWS_SOURCES", "yes", "",
+               "JSON list of sources: name, queueUrl, region, roleArn (federation) or "
+               "accessKeyIdSecret + secretAccessKeySecret (Key Vault secret names), buckets "
+               "({bucket: [prefixes]}, optional allow-list), formatRules ([{pattern, format}])."),
+    SettingDoc("LOGS_INGESTION_ENDPOINT", "yes", "",
+               "Logs Ingestion endpoint of the DCR (kind Direct) or of a DCE, https://..."),
+    SettingDoc("DCR_IMMUTABLE_ID", "yes", "", "Immutable id of the DCR (dcr-...)."),
+    SettingDoc("AzureWebJobsStorage", "unless __queueServiceUri is set",
+               "UseDevelopmentStorage=true",
+               "Storage connection string (local/Azurite). In Azure use the identity-based "
+               "AzureWebJobsStorage__queueServiceUri / __tableServiceUri settings instead."),
+    SettingDoc("AzureWebJobsStorage__queueServiceUri", "in Azure", "",
+               "Queue service URI for identity-based storage access."),
+    SettingDoc("AzureWebJobsStorage__tableServiceUri", "in Azure", "",
+               "Table service URI (checkpoints) for identity-based storage access."),
+    SettingDoc("AZURE_CLIENT_ID", "with a user-assigned identity", "",
+               "Client id of the user-assigned managed identity the app runs as."),
+    SettingDoc("AWS_WEB_IDENTITY_AUDIENCE", "when a source has roleArn", "",
+               "App ID URI of the Entra app registration trusted by the AWS IAM OIDC provider."),
+    SettingDoc("KEY_VAULT_URL", "when a source uses access keys", "",
+               "Key Vault holding the AWS access keys (https://<vault>.vault.azure.net/)."),
+    SettingDoc("WORK_QUEUE", "no", "s3-objects", "Azure Storage queue of object references."),
+    SettingDoc("POISON_QUEUE", "no", "s3-objects-poison",
+               "Queue of dead-lettered items (must be <WORK_QUEUE>-poison, the host's name)."),
+    SettingDoc("CHECKPOINT_TABLE", "no", "s3objectcheckpoints",
+               "Azure Table with per-object progress and dedup state."),
+    SettingDoc("POLL_SCHEDULE", "no", "0 */1 * * * *", "NCRONTAB schedule of the SQS poller."),
+    SettingDoc("POLL_TIME_BUDGET_SECONDS", "no", "240",
+               "How long one poller run may drain SQS before it stops."),
+    SettingDoc("SQS_WAIT_SECONDS", "no", "20", "SQS long-poll wait (0-20)."),
+    SettingDoc("SQS_VISIBILITY_TIMEOUT", "no", "300",
+               "Seconds a received notification stays hidden while it is forwarded."),
+    SettingDoc("MAX_BATCH_BYTES", "no", "1000000",
+               "Largest uncompressed JSON body of one upload (<= 1000000)."),
+    SettingDoc("MAX_UPLOADS_IN_FLIGHT", "no", "4", "Concurrent uploads per object."),
+    SettingDoc("UPLOAD_MAX_ATTEMPTS", "no", "6",
+               "Attempts per batch on transient errors before the work item is retried."),
+    SettingDoc("UPLOAD_BACKOFF_BASE_SECONDS", "no", "1.0",
+               "First retry delay (doubles, jittered)."),
+    SettingDoc("UPLOAD_BACKOFF_MAX_SECONDS", "no", "60", "Largest retry delay."),
+)
+
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+
+
+def _host_max_dequeue_count() -> int:
+    """maxDequeueCount from host.json: the code and the host must agree on the last attempt."""
+    try:
+        host = json.loads((ROOT / "host.json").read_text())
+        return int(host["extensions"]["queues"]["maxDequeueCount"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return 5
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.errors: list[str] = []
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self.env.get(name, "").strip()
+        if not value:
+            if required:
+                self.errors.append(f"{name}: missing ({_doc(name)})")
+            return default
+        if value.startswith("@Microsoft.KeyVault("):
+            self.errors.append(f"{name}: the Key Vault reference was not resolved by the host "
+                               "(check the identity's Key Vault Secrets User role)")
+            return default
+        return value
+
+    def number(self, name: str, default: float, conv: Callable[[str], Any],
+               lo: float, hi: float) -> Any:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return conv(str(default))
+        try:
+            value = conv(raw)
+        except ValueError:
+            self.errors.append(f"{name}: {raw!r} is not a number ({_doc(name)})")
+            return conv(str(default))
+        if not lo <= value <= hi:
+            self.errors.append(f"{name}: {value} is outside {lo}..{hi}")
+        return value
+
+    def match(self, name: str, value: str, pattern: re.Pattern[str], expected: str) -> None:
+        if not pattern.match(value):
+            self.errors.append(f"{name}: {value!r} is not {expected}")
+
+
+def _doc(name: str) -> str:
+    for d in SETTINGS_DOC:
+        if d.name == name:
+            return d.description
+    return ""
+
+
+def _parse_sources(r: _Reader) -> tuple[Source, ...]:
+    raw = r.str("AWS_SOURCES", required=True)
+    if raw is None:
+        return ()
+    try:
+        items = json.loads(raw)
+    except json.JSONDecodeError as err:
+        r.errors.append(f"AWS_SOURCES: not valid JSON ({err.msg} at char {err.pos})")
+        return ()
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list) or not items:
+        r.errors.append("AWS_SOURCES: expected a non-empty JSON list of source objects")
+        return ()
+    sources: list[Source] = []
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"AWS_SOURCES[{i}]"
+        if not isinstance(item, dict):
+            r.errors.append(f"{where}: expected an object")
+            continue
+        name = str(item.get("name") or f"source{i}")
+        where = f"AWS_SOURCES[{i}] ({name})"
+        if not _SOURCE_NAME.match(name):
+            r.errors.append(f"{where}: name must be 1-63 of [A-Za-z0-9_.-]")
+        if name in names:
+            r.errors.append(f"{where}: duplicate source name")
+        names.add(name)
+        queue_url = item.get("queueUrl")
+        if not isinstance(queue_url, str) or not queue_url.startswith(("https://", "http://")):
+            r.errors.append(f"{where}: queueUrl must be the SQS queue URL (https://sqs...)")
+            queue_url = ""
+        region = item.get("region")
+        if not isinstance(region, str) or not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", region):
+            r.errors.append(f"{where}: region must be an AWS region such as us-east-1")
+            region = "us-east-1"
+        role_arn = item.get("roleArn") or None
+        key_id = item.get("accessKeyIdSecret") or None
+        secret = item.get("secretAccessKeySecret") or None
+        if role_arn and (key_id or secret):
+            r.errors.append(f"{where}: give roleArn or the two Key Vault secret names, not both")
+        elif not role_arn and not (key_id and secret):
+            r.errors.append(f"{where}: needs roleArn (federation) or accessKeyIdSecret and "
+                            "secretAccessKeySecret (Key Vault secret names)")
+        if role_arn and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", role_arn):
+            r.errors.append(f"{where}: roleArn {role_arn!r} is not an IAM role ARN")
+        buckets: dict[str, tuple[str, ...]] = {}
+        raw_buckets = item.get("buckets") or {}
+        if isinstance(raw_buckets, list):
+            raw_buckets = {b: [""] for b in raw_buckets}
+        if not isinstance(raw_buckets, dict):
+            r.errors.append(f"{where}: buckets must map bucket name -> list of key prefixes")
+        else:
+            for bucket, prefixes in raw_buckets.items():
+                if isinstance(prefixes, str):
+                    prefixes = [prefixes]
+                if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+                    r.errors.append(f"{where}: buckets[{bucket!r}] must be a list of prefixes")
+                    continue
+                buckets[bucket] = tuple(prefixes) or ("",)
+        rules: list[FormatRule] = []
+        for j, rule in enumerate(item.get("formatRules") or []):
+            try:
+                rules.append(FormatRule(re.compile(rule["pattern"]), str(rule["format"])))
+            except (KeyError, TypeError, re.error) as err:
+                r.errors.append(f"{where}: formatRules[{j}] needs a valid regex 'pattern' and a "
+                                f"'format' ({err})")
+        sources.append(Source(name=name, queue_url=queue_url, region=region, role_arn=role_arn,
+                              access_key_id_secret=key_id, secret_access_key_secret=secret,
+                              buckets=buckets, format_rules=tuple(rules)))
+    return tuple(sources)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise one ConfigError listing all problems."""
+    r = _Reader(os.environ if env is None else env)
+    sources = _parse_sources(r)
+    endpoint = r.str("LOGS_INGESTION_ENDPOINT", required=True) or ""
+    if endpoint and not endpoint.startswith("https://"):
+        r.errors.append("LOGS_INGESTION_ENDPOINT: must start with https:// (the SDK refuses to "
+                        "send a bearer token over http)")
+    dcr_id = r.str("DCR_IMMUTABLE_ID", required=True) or ""
+    if dcr_id and not dcr_id.startswith("dcr-"):
+        r.errors.append(f"DCR_IMMUTABLE_ID: {dcr_id!r} should look like dcr-<32 hex>")
+    conn = r.str("AzureWebJobsStorage")
+    queue_uri = r.str("AzureWebJobsStorage__queueServiceUri")
+    table_uri = r.str("AzureWebJobsStorage__tableServiceUri")
+    if not conn and not queue_uri:
+        r.errors.append("AzureWebJobsStorage: missing (set a connection string, or "
+                        "AzureWebJobsStorage__queueServiceUri and __tableServiceUri for identity)")
+    if queue_uri and not conn and not table_uri:
+        r.errors.append("AzureWebJobsStorage__tableServiceUri: missing (checkpoints need it)")
+    audience = r.str("AWS_WEB_IDENTITY_AUDIENCE")
+    vault = r.str("KEY_VAULT_URL")
+    if any(s.role_arn for s in sources) and not audience:
+        r.errors.append("AWS_WEB_IDENTITY_AUDIENCE: missing (a source uses roleArn; set the App ID "
+                        "URI trusted by the AWS OIDC provider)")
+    if any(s.uses_keys and s.access_key_id_secret for s in sources) and not vault:
+        r.errors.append("KEY_VAULT_URL: missing (a source reads its AWS keys from Key Vault)")
+    if vault and not vault.startswith("https://"):
+        r.errors.append("KEY_VAULT_URL: must start with https://")
+    work_queue = r.str("WORK_QUEUE", "s3-objects") or "s3-objects"
+    poison_queue = r.str("POISON_QUEUE", f"{work_queue}-poison") or f"{work_queue}-poison"
+    r.match("WORK_QUEUE", work_queue, _QUEUE_NAME, "a valid queue name (3-63 of a-z0-9-)")
+    r.match("POISON_QUEUE", poison_queue, _QUEUE_NAME, "a valid queue name (3-63 of a-z0-9-)")
+    table = r.str("CHECKPOINT_TABLE", "s3objectcheckpoints") or "s3objectcheckpoints"
+    r.match("CHECKPOINT_TABLE", table, _TABLE_NAME, "a valid table name (3-63 alphanumerics)")
+    schedule = r.str("POLL_SCHEDULE", "0 */1 * * * *") or "0 */1 * * * *"
+    if len(schedule.split()) != 6:
+        r.errors.append(f"POLL_SCHEDULE: {schedule!r} must have 6 NCRONTAB fields "
+                        "(second minute hour day month day-of-week)")
+    settings = Settings(
+        sources=sources,
+        logs_ingestion_endpoint=endpoint.rstrip("/"),
+        dcr_immutable_id=dcr_id,
+        storage_connection=conn,
+        queue_service_uri=queue_uri,
+        table_service_uri=table_uri,
+        azure_client_id=r.str("AZURE_CLIENT_ID"),
+        aws_web_identity_audience=audience,
+        key_vault_url=vault,
+        work_queue=work_queue,
+        poison_queue=poison_queue,
+        checkpoint_table=table,
+        poll_schedule=schedule,
+        poll_time_budget_seconds=r.number("POLL_TIME_BUDGET_SECONDS", 240, float, 1, 570),
+        sqs_wait_seconds=r.number("SQS_WAIT_SECONDS", 20, int, 0, 20),
+        sqs_visibility_timeout=r.number("SQS_VISIBILITY_TIMEOUT", 300, int, 0, 43200),
+        max_batch_bytes=r.number("MAX_BATCH_BYTES", 1_000_000, int, 1024, 1_000_000),
+        max_uploads_in_flight=r.number("MAX_UPLOADS_IN_FLIGHT", 4, int, 1, 32),
+        upload_max_attempts=r.number("UPLOAD_MAX_ATTEMPTS", 6, int, 1, 20),
+        upload_backoff_base_seconds=r.number("UPLOAD_BACKOFF_BASE_SECONDS", 1.0, float, 0, 60),
+        upload_backoff_max_seconds=r.number("UPLOAD_BACKOFF_MAX_SECONDS", 60, float, 0, 600),
+        max_dequeue_count=_host_max_dequeue_count(),
+    )
+    if r.errors:
+        raise ConfigError(r.errors)
+    return settings

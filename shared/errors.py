@@ -1,0 +1,95 @@
+"""The connector's one error taxonomy.
+
+Every failure ends in exactly one of three outcomes, and the exception type says which:
+
+* ``TransientError``  -> retry: the caller raises it on, so the work item is tried again
+  (the SQS message stays, or the Functions host re-delivers the queue message).
+* ``FatalError``      -> dead-letter: the item goes to the poison queue with this reason and the
+  invocation completes. A person must act (fix config, fix data) and then replay.
+* 413 on a batch is neither: the ingestion stage splits and retries the halves itself.
+
+``ConfigError`` is raised before any work starts and lists every bad setting at once.
+"""
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base class. ``kind`` is a short stable name used in poison envelopes and health rows."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class ConfigError(ConnectorError):
+    """Settings are missing or invalid. Fix the listed app settings and restart."""
+
+    kind = "config"
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid settings:\n  - " + "\n  - ".join(self.problems))
+
+
+class TransientError(ConnectorError):
+    """Temporary failure (throttling, 5xx, network). Retry the whole work item later."""
+
+    kind = "transient"
+
+
+class FatalError(ConnectorError):
+    """Will fail the same way on every retry. Dead-letter with this reason; a person acts."""
+
+    kind = "fatal"
+
+
+class NotificationError(FatalError):
+    """An SQS message body is not an S3/SNS/EventBridge notification we can read."""
+
+    kind = "bad_notification"
+
+
+class ObjectReadError(FatalError):
+    """The S3 object cannot be read (gone, access denied, corrupt compression)."""
+
+    kind = "object_read"
+
+
+class FormatError(FatalError):
+    """The object's content does not fit its detected (or configured) format."""
+
+    kind = "bad_format"
+
+
+class RecordError(FatalError):
+    """Single records the parser could not read; the rest of the object is delivered."""
+
+    kind = "bad_record"
+
+
+class DeliveryError(FatalError):
+    """The Logs Ingestion API refused a batch for good (400 schema, 401, 403, 404)."""
+
+    kind = "delivery_rejected"
+
+
+class RecordTooLargeError(FatalError):
+    """One record is larger than a single upload may be; it is dead-lettered alone."""
+
+    kind = "record_too_large"
+
+
+class TransientDeliveryError(TransientError):
+    """Uploads kept failing transiently after every attempt; the work item is retried."""
+
+    kind = "delivery_transient"
+
+
+class AwsCredentialError(TransientError):
+    """AWS credentials could not be obtained or were refused (may be rotation or propagation)."""
+
+    kind = "aws_credentials"

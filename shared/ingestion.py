@@ -1,0 +1,251 @@
+"""Delivery to the Logs Ingestion API: bounded concurrency, retries, 413 split, dead letters.
+
+Uploads go through ``LogsIngestionClient.upload`` with a pre-gzipped, seekable body (the SDK
+then sends it as is with ``Content-Encoding: gzip``). The SDK's own retry policy is turned off
+so that every retry decision is made here, explicitly:
+
+* 429 / 408 / 5xx / connection errors / timeouts -> retry with exponential backoff and full
+  jitter, honouring ``Retry-After``; after ``max_attempts`` the object is retried as a whole
+  (``TransientDeliveryError``), resuming from its checkpoint.
+* 413 -> split the batch in halves and send each; a single record that is still too large is
+  dead-lettered alone (``RecordTooLargeError``).
+* 400 / 401 / 403 / 404 and other 4xx -> the batch is dead-lettered (``DeliveryError``) with
+  the status and the service's error text; the rest of the object is still delivered.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Union
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from .batching import Batch, Oversize
+from .errors import (
+    ConnectorError,
+    DeliveryError,
+    RecordTooLargeError,
+    TransientDeliveryError,
+)
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class Accepted:
+    batch: Batch
+    compressed_bytes: int
+
+
+@dataclass
+class DeadLetter:
+    """Records that will not be delivered, with the reason (one poison envelope)."""
+
+    positions: list[int]
+    error: ConnectorError
+    attempts: int = 1
+
+
+@dataclass
+class DeliveryReport:
+    accepted: list[Accepted] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    transient: TransientDeliveryError | None = None  # set when the object must be retried
+    requests: int = 0
+
+    @property
+    def records_out(self) -> int:
+        return sum(len(a.batch) for a in self.accepted)
+
+    @property
+    def bytes_out(self) -> int:
+        return sum(a.batch.size for a in self.accepted)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_seconds: float = 1.0
+    max_seconds: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Delay before try ``attempt + 1`` (attempt counts from 1)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_seconds)
+        ceiling = min(self.max_seconds, self.base_seconds * (2 ** (attempt - 1)))
+        return random.uniform(0, ceiling)  # full jitter
+
+
+def _retry_after(err: HttpResponseError) -> float | None:
+    response = getattr(err, "response", None)
+    if response is None:
+        return None
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = response.headers.get(name)
+        if value:
+            try:
+                return float(value) / 1000.0
+            except ValueError:
+                pass
+    value = response.headers.get("Retry-After")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _service_text(err: HttpResponseError) -> tuple[str | None, str]:
+    code = None
+    message = str(err.message or err)
+    error = getattr(err, "error", None)
+    if error is not None:
+        code = getattr(error, "code", None)
+        message = getattr(error, "message", None) or message
+    response = getattr(err, "response", None)
+    if response is not None:
+        code = code or response.headers.get("x-ms-error-code")
+    return code, message.strip()
+
+
+class Ingestor:
+    """Sends batches of one stream; one instance per process, shared by invocations."""
+
+    def __init__(self, endpoint: str, rule_id: str, credential: TokenCredential, *,
+                 policy: RetryPolicy = RetryPolicy(), in_flight: int = 4,
+                 sleep: Callable[[float], None] = time.sleep):
+        from azure.monitor.ingestion import LogsIngestionClient
+
+        # retry_total=0: every retry decision is ours (see module docstring)
+        self._client = LogsIngestionClient(endpoint=endpoint, credential=credential,
+                                           retry_total=0, connection_timeout=10,
+                                           read_timeout=60)
+        self.rule_id = rule_id
+        self.policy = policy
+        self.in_flight = in_flight
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- one request ---------------------------------------------------------------------
+    def _post(self, stream: str, body: bytes) -> None:
+        self._client.upload(rule_id=self.rule_id, stream_name=stream, logs=io.BytesIO(body))
+
+    def _deliver(self, stream: str, batch: Batch, report: DeliveryReport,
+                 lock: threading.Lock, sink: list[Batch]) -> None:
+        """Deliver one batch: retry, split on 413, or record a dead letter. Raises
+        TransientDeliveryError when transient failures outlast the attempts."""
+        attempt = 0
+        body = batch.gzipped()
+        while True:
+            attempt += 1
+            try:
+                with lock:
+                    report.requests += 1
+                self._post(stream, body)
+                with lock:
+                    report.accepted.append(Accepted(batch, len(body)))
+                sink.append(batch)
+                return
+            except HttpResponseError as err:
+                status = err.status_code or 0
+                code, text = _service_text(err)
+                if status == 413:
+                    if len(batch) > 1:
+                        for half in batch.split():
+                            self._deliver(stream, half, report, lock, sink)
+                        return
+                    with lock:
+                        report.dead.append(DeadLetter(batch.positions, RecordTooLargeError(
+                            f"record {batch.first} is too large for one request even alone "
+                            f"({batch.size} bytes): {text}", status=413, code=code), attempt))
+                    return
+                if status in TRANSIENT_STATUS:
+                    failure = f"HTTP {status} {code or ''}: {text}".strip()
+                    retry_after = _retry_after(err)
+                else:
+                    with lock:
+                        report.dead.append(DeadLetter(batch.positions, DeliveryError(
+                            f"Logs Ingestion API refused records {batch.first}-{batch.last} "
+                            f"of stream {stream}: HTTP {status} {code or ''}: {text}",
+                            status=status, code=code), attempt))
+                    return
+            except (ServiceRequestError, ServiceResponseError, OSError) as err:
+                failure = f"{type(err).__name__}: {err}"
+                retry_after = None
+            if attempt >= self.policy.max_attempts:
+                raise TransientDeliveryError(
+                    f"records {batch.first}-{batch.last} of stream {stream} not accepted after "
+                    f"{attempt} attempts; last error: {failure}")
+            self._sleep(self.policy.delay(attempt, retry_after))
+
+    # -- a whole object --------------------------------------------------------------------
+    def send(self, stream: str, items: Iterable[Union[Batch, Oversize]],
+             on_accepted: Callable[[Batch], None] | None = None) -> DeliveryReport:
+        """Deliver every batch of one object with at most ``in_flight`` requests at a time.
+
+        ``on_accepted`` is called (from worker threads, serialised) after each accepted batch,
+        so progress can be checkpointed while the object is still being sent. On a transient
+        failure that outlasts the retries, no new batch is started, the ones in flight finish,
+        and ``report.transient`` is set.
+        """
+        report = DeliveryReport()
+        lock = threading.Lock()
+        callback_lock = threading.Lock()
+
+        def work(batch: Batch) -> None:
+            sink: list[Batch] = []
+            try:
+                self._deliver(stream, batch, report, lock, sink)
+            finally:
+                if on_accepted is not None and sink:
+                    with callback_lock:
+                        for accepted in sink:
+                            on_accepted(accepted)
+
+        pending: set[Future[None]] = set()
+        with ThreadPoolExecutor(max_workers=self.in_flight,
+                                thread_name_prefix="upload") as pool:
+            for item in items:
+                if isinstance(item, Oversize):
+                    report.dead.append(DeadLetter([item.position], RecordTooLargeError(
+                        f"record {item.position} is {item.size} bytes of JSON, larger than one "
+                        "request may carry")))
+                    continue
+                while len(pending) >= self.in_flight:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    self._collect(done, report)
+                if report.transient is not None:
+                    break
+                pending.add(pool.submit(work, item))
+            done, _ = wait(pending)
+            self._collect(done, report)
+        return report
+
+    @staticmethod
+    def _collect(done: set[Future[None]], report: DeliveryReport) -> None:
+        for fut in done:
+            err = fut.exception()
+            if isinstance(err, TransientDeliveryError):
+                report.transient = report.transient or err
+            elif err is not None:
+                raise err

@@ -1,0 +1,369 @@
+"""The one place where the stages meet. Reads like DESIGN.md's flow diagram:
+
+    poll_notifications:  SQS -> notifications.parse_body -> allow-list -> work queue -> delete
+    process_object:      work item -> checkpoint -> S3 stream -> decompress -> detect format
+                         -> parse/map -> batch -> upload -> checkpoint -> health row
+    check_health:        every component, one JSON answer
+
+Every failure ends in exactly one of: retried (TransientError is raised on), split and retried
+(inside ingestion), or dead-lettered with its reason (poison queue), and is counted.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import AzureError
+
+from . import checkpoints as cp
+from . import formats, poison
+from .batching import batches
+from .config import Settings, Source, load_settings
+from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_credential
+from .errors import (
+    ConnectorError,
+    FatalError,
+    NotificationError,
+    RecordError,
+    TransientError,
+)
+from .health import HEALTH_TABLE, ObjectStats, PollStats, report, run_check
+from .ingestion import Ingestor, RetryPolicy
+from .notifications import ObjectRef, parse_body
+from .objects import open_object
+from .queues import Queue, queue_service, table_client
+from .reader import TextSource, decompress
+from .schemas import stream_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Connector:
+    """Process-wide clients, built once per worker and shared by invocations."""
+
+    settings: Settings
+    azure: Any
+    aws: AwsSessions
+    work: Queue
+    poison: Queue
+    checkpoints: cp.Checkpoints
+    ingestor: Ingestor
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Connector:
+        azure = azure_credential(settings)
+        secrets = (KeyVaultSecrets(settings.key_vault_url, azure)
+                   if settings.key_vault_url else None)
+        service = queue_service(settings, azure)
+        return cls(
+            settings=settings, azure=azure, aws=AwsSessions(settings, azure, secrets),
+            work=Queue(service, settings.work_queue),
+            poison=Queue(service, settings.poison_queue),
+            checkpoints=cp.Checkpoints(table_client(settings, azure)),
+            ingestor=Ingestor(settings.logs_ingestion_endpoint, settings.dcr_immutable_id, azure,
+                              policy=RetryPolicy(settings.upload_max_attempts,
+                                                 settings.upload_backoff_base_seconds,
+                                                 settings.upload_backoff_max_seconds),
+                              in_flight=settings.max_uploads_in_flight))
+
+    def dead_letter(self, envelope: poison.Envelope) -> None:
+        """Write to the poison queue; if even that fails, the caller's item is retried."""
+        try:
+            self.poison.send(envelope.to_json())
+        except AzureError as err:
+            raise TransientError(f"cannot write to poison queue {self.poison.name}: {err}") \
+                from err
+        log.warning("dead-lettered (%s, %s): %s", envelope.kind, envelope.stage,
+                    envelope.reason[:300])
+
+    def emit_health(self, rows: list[dict[str, Any]]) -> None:
+        """Health rows are telemetry: a failure to send them is logged, never fatal."""
+        try:
+            result = self.ingestor.send(stream_of(HEALTH_TABLE),
+                                        batches(enumerate(rows), self.settings.max_batch_bytes))
+            if result.dead or result.transient:
+                log.warning("health rows not delivered: %s",
+                            (result.transient or result.dead[0].error).message)
+        except Exception as err:  # noqa: BLE001 - telemetry must not fail the pipeline
+            log.warning("health rows not delivered: %s", err)
+
+
+_connector: Connector | None = None
+
+
+def connector() -> Connector:
+    """The process's Connector, built on first use from the environment."""
+    global _connector
+    if _connector is None:
+        _connector = Connector.from_settings(load_settings())
+    return _connector
+
+
+def reset_connector() -> None:
+    global _connector
+    _connector = None
+
+
+# ---- timer: SQS -> work queue ------------------------------------------------------------
+
+def poll_notifications(conn: Connector) -> list[PollStats]:
+    """Drain every source's SQS queue into the work queue within the time budget."""
+    deadline = time.monotonic() + conn.settings.poll_time_budget_seconds
+    results = [poll_source(conn, source, deadline) for source in conn.settings.sources]
+    try:
+        depth = conn.poison.depth()
+    except AzureError:
+        depth = None
+    for stats in results:
+        stats.poison_depth = depth
+    conn.emit_health([s.row() for s in results])
+    failed = [s for s in results if s.error]
+    if failed:
+        raise TransientError("; ".join(f"{s.source}: {s.error}" for s in failed))
+    return results
+
+
+def poll_source(conn: Connector, source: Source, deadline: float) -> PollStats:
+    stats = PollStats(source.name)
+    s = conn.settings
+
+    def sqs(fn: Any) -> Any:
+        return conn.aws.call(source, "sqs", fn)
+
+    try:
+        while time.monotonic() < deadline:
+            wait = int(max(0, min(s.sqs_wait_seconds, deadline - time.monotonic())))
+            resp = sqs(lambda c, wait=wait: c.receive_message(
+                QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                VisibilityTimeout=s.sqs_visibility_timeout,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"]))
+            messages = resp.get("Messages", [])
+            if not messages:
+                break
+            stats.messages_received += len(messages)
+            done = [m for m in messages if forward_message(conn, source, m, stats)]
+            delete_messages(conn, source, done, stats)
+        attrs = sqs(lambda c: c.get_queue_attributes(
+            QueueUrl=source.queue_url, AttributeNames=["ApproximateNumberOfMessages"]))
+        stats.sqs_backlog = int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
+    except (ConnectorError, AzureError, Exception) as err:  # noqa: BLE001 - reported, raised later
+        stats.error = f"{type(err).__name__}: {err}"[:2000]
+        log.warning("source %s: polling stopped: %s", source.name, stats.error)
+    return stats
+
+
+def forward_message(conn: Connector, source: Source, message: dict[str, Any],
+                    stats: PollStats) -> bool:
+    """Put every object of one SQS message on the work queue. True = safe to delete."""
+    body = message.get("Body", "")
+    message_id = message.get("MessageId")
+    try:
+        parsed = parse_body(body, source=source.name, message_id=message_id)
+    except NotificationError as err:
+        conn.dead_letter(poison.for_body(body, err, source=source.name, message_id=message_id))
+        stats.messages_poisoned += 1
+        return True
+    for reason in parsed.skipped:
+        stats.skip(reason.split(" ")[0])
+    for ref in parsed.objects:
+        if not source.allows(ref.bucket, ref.key):
+            log.info("source %s: %s is outside the bucket/prefix allow-list; skipped",
+                     source.name, ref.uri)
+            stats.skip("outside-allow-list")
+            continue
+        conn.work.send(ref.to_json())  # raises: the message stays in SQS and comes back
+        stats.objects_enqueued += 1
+    return True
+
+
+def delete_messages(conn: Connector, source: Source, messages: list[dict[str, Any]],
+                    stats: PollStats) -> None:
+    for i in range(0, len(messages), 10):
+        chunk = messages[i:i + 10]
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                   for n, m in enumerate(chunk)]
+        resp = conn.aws.call(source, "sqs", lambda c, e=entries: c.delete_message_batch(
+            QueueUrl=source.queue_url, Entries=e))
+        failed = resp.get("Failed", [])
+        stats.messages_deleted += len(resp.get("Successful", []))
+        for f in failed:
+            # the message comes back after its visibility timeout; its objects are deduplicated
+            log.warning("source %s: SQS did not delete a message (%s: %s); it will be seen "
+                        "again and deduplicated", source.name, f.get("Code"), f.get("Message"))
+
+
+# ---- queue trigger: one object -----------------------------------------------------------
+
+def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1) -> ObjectStats:
+    """Deliver one object. Returns when every record is accepted or dead-lettered; raises
+    TransientError when the host should retry the work item."""
+    try:
+        ref = ObjectRef.from_json(body)
+        source = conn.settings.source(ref.source)
+    except (NotificationError, KeyError) as err:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        error = err if isinstance(err, NotificationError) else NotificationError(
+            f"work item names unknown source {err}; is it still in AWS_SOURCES?")
+        conn.dead_letter(poison.for_body(text, error, source="?", message_id=None))
+        stats = ObjectStats("?", "?", "?")
+        stats.finish("dead_lettered", None, error.message)
+        conn.emit_health([stats.row()])
+        return stats
+
+    stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
+    progress = conn.checkpoints.load(ref)
+    if progress.state in (cp.DONE, cp.PARTIAL) and not ref.replay:
+        stats.finish("duplicate", None)
+        log.info("%s was already delivered (%s); skipped", ref.uri, progress.state)
+        conn.emit_health([stats.row()])
+        return stats
+    progress.attempts += 1
+    try:
+        dead = deliver_object(conn, source, ref, progress, stats)
+    except TransientError as err:
+        progress.state = cp.RUNNING
+        progress.last_error = err.message
+        progress.first_failure = progress.first_failure or poison.now_iso()
+        conn.checkpoints.save(ref, progress)
+        if dequeue_count < conn.settings.max_dequeue_count:
+            stats.finish("retrying", ref.event_time, err.message)
+            conn.emit_health([stats.row()])
+            raise
+        # last attempt: dead-letter it ourselves, so the poison queue has the reason
+        conn.dead_letter(poison.for_object(
+            ref, err, stage="deliver", attempts=dequeue_count, table=stats.table,
+            first_failure=progress.first_failure))
+        stats.finish("dead_lettered", ref.event_time, err.message)
+        conn.emit_health([stats.row()])
+        return stats
+    except FatalError as err:
+        conn.dead_letter(poison.for_object(ref, err, stage=_stage(err), attempts=dequeue_count,
+                                           table=stats.table,
+                                           first_failure=progress.first_failure))
+        progress.state = cp.PARTIAL
+        progress.last_error = err.message
+        conn.checkpoints.save(ref, progress)
+        stats.finish("dead_lettered", ref.event_time, err.message)
+        conn.emit_health([stats.row()])
+        return stats
+    progress.state = cp.PARTIAL if dead else cp.DONE
+    conn.checkpoints.save(ref, progress)
+    outcome = ("skipped" if stats.table is None else
+               "partial" if dead else "delivered")
+    stats.finish(outcome, ref.event_time, dead[0] if dead else None)
+    conn.emit_health([stats.row()])
+    return stats
+
+
+def _stage(err: ConnectorError) -> str:
+    return {"object_read": "read", "bad_format": "parse"}.get(err.kind, "deliver")
+
+
+def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp.Progress,
+                   stats: ObjectStats) -> list[str]:
+    """Stream, parse, batch and upload one object. Returns the dead-letter reasons."""
+    stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
+    text = TextSource(decompress(stream, where=ref.uri), where=ref.uri)
+    fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key))
+    stats.format, stats.table = fmt.name, fmt.table
+    if fmt.table is None:
+        stats.bytes_in = stream.bytes_read
+        log.info("%s is %s: not ingested (%s)", ref.uri, fmt.name, fmt.description)
+        return []
+    ctx = formats.ObjectContext(source=ref.source, bucket=ref.bucket, key=ref.key,
+                                event_time=ref.event_time)
+    rejected: list[formats.Rejected] = []
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        for position, item in enumerate(fmt.parse(text, ctx)):
+            if isinstance(item, formats.Rejected):
+                rejected.append(formats.Rejected(position, item.reason, item.raw))
+                continue
+            if isinstance(item, formats.Skipped):
+                stats.records_skipped += 1
+                continue
+            stats.records_in += 1
+            stats.see_time(item.get("TimeGenerated"))
+            if position in progress.done:
+                continue  # accepted on an earlier attempt
+            yield position, item
+
+    def accepted(batch: Any) -> None:
+        progress.done.add(batch.positions)
+        stats.batches += 1
+        try:
+            conn.checkpoints.save(ref, progress)
+        except AzureError as err:  # progress is saved again at the end; only a resume is lost
+            log.warning("%s: checkpoint not saved: %s", ref.uri, err)
+
+    result = conn.ingestor.send(stream_of(fmt.table),
+                                batches(rows(), conn.settings.max_batch_bytes),
+                                on_accepted=accepted)
+    stats.bytes_in = stream.bytes_read
+    stats.requests = result.requests
+    stats.records_out = len(progress.done)
+    stats.bytes_out = result.bytes_out
+    reasons: list[str] = []
+    if rejected:
+        stats.records_dropped += len(rejected)
+        distinct = sorted({r.reason for r in rejected})
+        err = RecordError(f"{len(rejected)} record(s) of {ref.uri} could not be parsed as "
+                          f"{fmt.name}: " + "; ".join(distinct[:5]))
+        conn.dead_letter(poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
+                                           table=fmt.table,
+                                           positions=[r.position for r in rejected],
+                                           samples=[r.raw for r in rejected[:3]]))
+        reasons.append(err.message)
+    for dead in result.dead:
+        stats.records_dropped += len(dead.positions)
+        conn.dead_letter(poison.for_object(ref, dead.error, stage="deliver",
+                                           attempts=dead.attempts, table=fmt.table,
+                                           positions=dead.positions))
+        reasons.append(dead.error.message)
+    if result.transient is not None:
+        raise result.transient
+    return reasons
+
+
+# ---- HTTP: health ------------------------------------------------------------------------
+
+def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
+    """Check each component; 200 when all pass, 503 otherwise."""
+    if conn is None:
+        try:
+            conn = connector()
+        except ConnectorError as err:
+            return 503, {"status": "unhealthy", "components": {
+                "settings": {"status": "fail", "error": err.message}}}
+    checks = [run_check("settings", lambda: {"sources": len(conn.settings.sources)}),
+              run_check("azure_token", lambda: _token_check(conn))]
+    for source in conn.settings.sources:
+        checks.append(run_check(f"aws:{source.name}", lambda s=source: _aws_check(conn, s)))
+        checks.append(run_check(f"sqs:{source.name}", lambda s=source: _sqs_check(conn, s)))
+    checks.append(run_check("work_queue", lambda: {"depth": conn.work.depth()}))
+    checks.append(run_check("poison_queue", lambda: {"depth": conn.poison.depth()}))
+    return report(checks)
+
+
+def _token_check(conn: Connector) -> dict[str, Any]:
+    token = conn.azure.get_token(MONITOR_SCOPE)
+    return {"expires_in_s": int(token.expires_on - time.time())}
+
+
+def _aws_check(conn: Connector, source: Source) -> dict[str, Any]:
+    ident = conn.aws.call(source, "sts", lambda c: c.get_caller_identity())
+    return {"account": ident.get("Account"), "arn": ident.get("Arn"),
+            "mode": "federation" if source.role_arn else "keyvault-keys"}
+
+
+def _sqs_check(conn: Connector, source: Source) -> dict[str, Any]:
+    attrs = conn.aws.call(source, "sqs", lambda c: c.get_queue_attributes(
+        QueueUrl=source.queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]))
+    a = attrs["Attributes"]
+    return {"backlog": int(a.get("ApproximateNumberOfMessages", 0)),
+            "in_flight": int(a.get("ApproximateNumberOfMessagesNotVisible", 0))}

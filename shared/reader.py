@@ -1,0 +1,232 @@
+"""Streaming decompression and framing of object content.
+
+An S3 body arrives as an iterator of byte chunks. ``decompress`` detects gzip from the magic
+bytes (not the key suffix) and inflates every member of a multi-member file, chunk by chunk.
+``TextSource`` frames the result for the parsers: lines, a stream of concatenated JSON values,
+or the items of one top-level array (CloudTrail's ``Records``), never holding the whole object.
+"""
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .errors import ObjectReadError
+
+GZIP_MAGIC = b"\x1f\x8b"
+HEAD_BYTES = 64 * 1024
+_MAX_VALUE_CHARS = 64 * 1024 * 1024  # one JSON value larger than this is not a log record
+
+
+def decompress(chunks: Iterable[bytes], *, where: str = "object") -> Iterator[bytes]:
+    """Yield plain bytes: gunzip (all members) when the content starts with the gzip magic."""
+    it = iter(chunks)
+    first = b""
+    for chunk in it:
+        first += chunk
+        if len(first) >= 2:
+            break
+    if not first.startswith(GZIP_MAGIC):
+        if first:
+            yield first
+        yield from it
+        return
+    inflater = zlib.decompressobj(wbits=31)
+    fed = False  # the current member has received bytes and has not ended yet
+    pending = first
+    try:
+        while pending is not None:
+            while pending:
+                fed = True
+                out = inflater.decompress(pending)
+                if out:
+                    yield out
+                if not inflater.eof:
+                    break
+                pending, fed = inflater.unused_data, False
+                inflater = zlib.decompressobj(wbits=31)
+                if pending and not pending.lstrip(b"\x00"):
+                    pending = b""  # zero padding after the last member
+            pending = next(it, None)
+        if fed:
+            raise ObjectReadError(f"{where}: gzip stream is truncated")
+    except zlib.error as err:
+        raise ObjectReadError(f"{where}: corrupt gzip data ({err})") from err
+
+
+class TextSource:
+    """Decoded text of one object, consumed once, framed three ways.
+
+    ``head`` (the first 64 KB of text) is available before consumption for detection.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], *, where: str = "object"):
+        self.where = where
+        self._bytes = iter(chunks)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer: list[str] = []
+        head = []
+        size = 0
+        for chunk in self._bytes:
+            text = self._decoder.decode(chunk)
+            head.append(text)
+            size += len(text)
+            if size >= HEAD_BYTES:
+                break
+        self.head = "".join(head)
+        if self.head.startswith("\ufeff"):
+            self.head = self.head[1:]
+        self._pending: str | None = self.head
+        self.bytes_read = 0
+
+    def _text_chunks(self) -> Iterator[str]:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            if pending:
+                yield pending
+        for chunk in self._bytes:
+            text = self._decoder.decode(chunk)
+            if text:
+                yield text
+        tail = self._decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
+    def lines(self) -> Iterator[str]:
+        """Each line without its line ending (LF or CRLF), the last unterminated one too."""
+        rest = ""
+        for text in self._text_chunks():
+            rest += text
+            parts = rest.split("\n")
+            rest = parts.pop()
+            for line in parts:
+                yield line[:-1] if line.endswith("\r") else line
+        if rest:
+            yield rest[:-1] if rest.endswith("\r") else rest
+
+    def json_values(self) -> Iterator[Any | JsonGarbage]:
+        """Concatenated JSON values (newline-separated or back to back, as Firehose writes).
+
+        Text that is not JSON is yielded as ``JsonGarbage`` (with its position) and skipped to
+        the next line, so one bad line does not lose the rest of the object.
+        """
+        decoder = json.JSONDecoder()
+        buf = ""
+        pos = 0
+        index = 0
+        chunks = self._text_chunks()
+        exhausted = False
+        while True:
+            # skip whitespace
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n\x00":
+                    pos += 1
+                if pos < len(buf) or exhausted:
+                    break
+                buf, pos = buf[pos:], 0
+                nxt = next(chunks, None)
+                if nxt is None:
+                    exhausted = True
+                else:
+                    buf += nxt
+            if pos >= len(buf):
+                return
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as err:
+                if not exhausted and len(buf) - pos < _MAX_VALUE_CHARS:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        exhausted = True
+                    else:
+                        buf = buf[pos:] + nxt
+                        pos = 0
+                    continue
+                newline = buf.find("\n", pos)
+                stop = len(buf) if newline < 0 else newline + 1
+                index += 1
+                yield JsonGarbage(index, f"not valid JSON: {err.msg}", buf[pos:stop])
+                pos = stop
+                continue
+            if end == len(buf) and not exhausted and isinstance(value, (int, float)):
+                # a number at the end of the buffer may continue in the next chunk
+                nxt = next(chunks, None)
+                if nxt is None:
+                    exhausted = True
+                else:
+                    buf = buf[pos:] + nxt
+                    pos = 0
+                    continue
+            index += 1
+            yield value
+            pos = end
+            if pos > 1 << 20:
+                buf, pos = buf[pos:], 0
+
+    def json_array_items(self, key: str) -> Iterator[Any]:
+        """Items of ``{"<key>": [ ... ]}`` one at a time (CloudTrail's Records).
+
+        Raises ``ValueError`` if the text is not an object whose ``key`` holds an array.
+        """
+        decoder = json.JSONDecoder()
+        chunks = self._text_chunks()
+        opening = re.compile('"' + re.escape(key) + r'"\s*:\s*(\S)')
+        buf = ""
+        while True:
+            m = opening.search(buf)
+            if m:
+                if m.group(1) != "[":
+                    raise ValueError(f"'{key}' is not an array")
+                buf, pos = buf[m.end():], 0
+                break
+            nxt = next(chunks, None)
+            if nxt is None:
+                raise ValueError(f"no '{key}' array in the object")
+            buf += nxt
+        exhausted = False
+        while True:
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n,":
+                    pos += 1
+                if pos < len(buf) or exhausted:
+                    break
+                buf, pos = "", 0
+                nxt = next(chunks, None)
+                if nxt is None:
+                    exhausted = True
+                else:
+                    buf = nxt
+            if pos >= len(buf):
+                raise ValueError(f"'{key}' array is not closed (truncated object?)")
+            if buf[pos] == "]":
+                return
+            try:
+                value, end = decoder.raw_decode(buf, pos)
+            except json.JSONDecodeError as err:
+                if not exhausted and len(buf) - pos < _MAX_VALUE_CHARS:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        exhausted = True
+                    else:
+                        buf, pos = buf[pos:] + nxt, 0
+                    continue
+                raise ValueError(f"invalid JSON in '{key}': {err.msg}") from err
+            yield value
+            pos = end
+            if pos > 1 << 20:
+                buf, pos = buf[pos:], 0
+
+
+class JsonGarbage:
+    """A stretch of text in a JSON stream that is not JSON (position, reason, raw text)."""
+
+    __slots__ = ("index", "reason", "raw")
+
+    def __init__(self, index: int, reason: str, raw: str):
+        self.index, self.reason, self.raw = index, reason, raw
+
+    def __repr__(self) -> str:
+        return f"JsonGarbage({self.index}, {self.reason!r})"
