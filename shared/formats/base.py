@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Union
 
+from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
 
 MAX_RAW = 4096  # characters of a rejected record kept for the person who reads the reason
@@ -286,14 +287,19 @@ def split_fields(line: str) -> list[str]:
     return out
 
 
-def json_records(text: TextSource) -> Iterator[tuple[int, Any]]:
+def json_records(text: TextSource, what: str = "object") -> Iterator[tuple[int, Any]]:
     """(position, value) for each JSON value of a JSON-lines / concatenated-JSON object.
 
-    Non-JSON stretches come through as ``JsonGarbage`` values for the caller to reject.
+    Non-JSON stretches after the first value come through as ``JsonGarbage`` values for the
+    caller to reject one by one; when the very first value is not JSON the content as a whole
+    is not what the format expects: ``FormatError``.
     """
     position = 0
     for value in text.json_values():
         position += 1
+        if position == 1 and isinstance(value, JsonGarbage):
+            raise FormatError(f"{what} is not JSON: {value.reason} in "
+                              f"{value.raw.strip()[:80]!r}")
         yield position, value
 
 

@@ -13,12 +13,19 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, Rejected, iso_from_text
+from .base import Format, Item, ObjectContext, Rejected, Skipped, iso_from_text
 
 KEY = re.compile(r"(^|/)\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$"
                  r"|/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/")
 DIGEST_KEY = re.compile(r"(^|/)CloudTrail-Digest/|_CloudTrail-Digest_")
 _RECORDS = re.compile(r'^\s*\{\s*"Records"\s*:\s*\[')
+# S3 event notifications (and other Lambda-style events) also start with {"Records":[ but
+# their records name the source as "aws:<service>"; CloudTrail's are "<service>.amazonaws.com"
+_NOTIFICATION = re.compile(r'"eventSource"\s*:\s*"aws:')
+
+
+def sniff(head: str) -> bool:
+    return bool(_RECORDS.match(head)) and not _NOTIFICATION.search(head)
 
 
 def _text(value: Any) -> str | None:
@@ -95,8 +102,9 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
-    if not _RECORDS.match(text.head):
-        raise FormatError('CloudTrail file must be a JSON object starting with {"Records":[')
+    if not sniff(text.head):
+        raise FormatError('CloudTrail file must be a JSON object starting with {"Records":[ '
+                          "holding CloudTrail events (S3 event notifications are not)")
     try:
         for i, ev in enumerate(text.json_array_items("Records"), start=1):
             if not isinstance(ev, dict):
@@ -111,12 +119,12 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
 
 
 def _parse_digest(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
-    return iter(())
+    yield Skipped(1, "CloudTrail digest file (integrity proof of log files, not events)")
 
 
 CLOUDTRAIL = Format(
     name="cloudtrail", table="AWSCloudTrail", parse=parse, key_pattern=KEY,
-    sniff=lambda head: bool(_RECORDS.match(head)),
+    sniff=sniff,
     description="CloudTrail log files (management, data and Insights events)")
 
 CLOUDTRAIL_DIGEST = Format(

@@ -67,7 +67,7 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         raise FormatError("GuardDuty export must be JSON lines of findings "
                           "(schemaVersion, accountId, type, severity, ...)")
     position = 0
-    for _, value in json_records(text):
+    for _, value in json_records(text, "GuardDuty export"):
         values = value if isinstance(value, list) else [value]
         for item in values:
             position += 1

@@ -1,20 +1,32 @@
-"""Fallback: any text object into the custom table AWSS3Raw_CL, one row per line.
+"""Fallback: any text object into the custom table AWSS3Raw_CL, raw text + S3 metadata.
 
-JSON lines keep their parsed object in ``Fields`` (dynamic) so analysts can query them with
-KQL; ``TimeGenerated`` comes from a recognisable time field when there is one, otherwise
-from the object's S3 event time (never the ingestion time).
+* JSON (one document, a JSON array, JSON lines or back-to-back objects): one row per JSON value
+  (array elements one by one), the parsed value in ``Fields`` (dynamic) so analysts can query
+  it with KQL, ``RawData`` the compact JSON text, ``LineNumber`` the value's ordinal.
+* CSV with a header line (``.csv`` key, or a header of plain names whose next line has as many
+  fields): one row per data line, ``Fields`` = {header: value}.
+* Anything else: one row per non-empty line.
+
+``TimeGenerated`` comes from a recognisable time field when there is one, else from the
+timestamp AWS puts in the file name, else the object's S3 event time (never the ingestion
+time). ``Format`` says which of json / csv / text the object was read as.
 """
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator
-from typing import Any
+import re
+from typing import Any, Iterator
 
-from ..reader import TextSource
-from .base import Format, Item, ObjectContext, iso_from_epoch, iso_from_epoch_ms, iso_from_text
+from ..reader import HEAD_BYTES, JsonGarbage, TextSource
+from .base import (Format, Item, ObjectContext, Rejected, iso_from_epoch, iso_from_epoch_ms,
+                   iso_from_text, key_time)
 
-TIME_FIELDS = ("eventTime", "timestamp", "time", "@timestamp", "Timestamp", "eventTimestamp",
-               "event_timestamp", "date", "createdAt", "updatedAt")
+TIME_FIELDS = ("eventTime", "timestamp", "time", "@timestamp", "Timestamp", "Time",
+               "eventTimestamp", "event_timestamp", "date", "createdAt", "updatedAt")
+MAX_RAW_CHARS = 32 * 1024  # RawData is also in Fields for JSON; keep the row under 64 KB/field
+_CSV_NAME = re.compile(r"^[A-Za-z_@][\w .()/@-]{0,127}$")
+_REGION = re.compile(r"(?:^|/)(?:aws-region=)?([a-z]{2}(?:-gov)?-[a-z]+-\d)(?:/|_)")
 
 
 def event_time(obj: Any) -> str | None:
@@ -35,33 +47,111 @@ def event_time(obj: Any) -> str | None:
     return None
 
 
+def _csv_header(head: str, key: str) -> list[str] | None:
+    lines = [ln.rstrip("\r") for ln in head.split("\n", 2)[:2]]
+    if len(lines) < 2 or "," not in lines[0]:
+        return None
+    try:
+        header, first = list(csv.reader(lines))[:2]
+    except (csv.Error, ValueError):
+        return None
+    names = [h.strip() for h in header]
+    if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+        return None
+    by_key = key.lower().rstrip("/").removesuffix(".gz").endswith(".csv")
+    if by_key or (all(_CSV_NAME.match(n) for n in names) and len(first) == len(names)):
+        return names
+    return None
+
+
+def _is_json(head: str) -> bool:
+    start = head.lstrip()
+    if not start.startswith(("{", "[")):
+        return False
+    try:
+        json.JSONDecoder().raw_decode(start)
+        return True
+    except ValueError:
+        # a first value longer than the head cannot be checked here: read it as JSON (what
+        # does not parse still becomes rows, as text); a shorter broken one is read as text
+        return len(head) >= HEAD_BYTES - 4
+
+
+def _base(ctx: ObjectContext, fallback: str | None, kind: str) -> dict[str, Any]:
+    region = _REGION.search(ctx.key)
+    return {"TimeGenerated": fallback, "Format": kind, "SourceName": ctx.source,
+            "S3Bucket": ctx.bucket, "S3Key": ctx.key, "AccountId": ctx.account_id,
+            "Region": region.group(1) if region else None}
+
+
+def _emit(row: dict[str, Any]) -> Item:
+    if not row.get("TimeGenerated"):
+        return Rejected(row["LineNumber"], "no time field in the record, no timestamp in the "
+                        "key and no S3 event time for the object", row.get("RawData", ""))
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "..."
+
+
+def _json_rows(text: TextSource, base: dict[str, Any]) -> Iterator[Item]:
+    n = 0
+    for value in text.json_values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            n += 1
+            row = dict(base, LineNumber=n)
+            if isinstance(item, JsonGarbage):
+                row["RawData"] = _clip(item.raw.rstrip("\n"))
+            else:
+                row["RawData"] = _clip(json.dumps(item, separators=(",", ":"),
+                                                  ensure_ascii=False))
+                row["Fields"] = item
+                row["TimeGenerated"] = event_time(item) or base["TimeGenerated"]
+            yield _emit(row)
+
+
+def _csv_rows(text: TextSource, base: dict[str, Any], names: list[str]) -> Iterator[Item]:
+    lines = text.lines()
+    next(lines, None)  # the header
+    for n, line in enumerate(lines, start=2):
+        if not line.strip():
+            continue
+        try:
+            values = next(csv.reader([line]))
+        except csv.Error:
+            values = []
+        fields = dict(zip(names, values))
+        row = dict(base, LineNumber=n, RawData=_clip(line), Fields=fields or None)
+        row["TimeGenerated"] = event_time(fields) or base["TimeGenerated"]
+        yield _emit(row)
+
+
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
-    fallback = ctx.event_time
+    fallback = key_time(ctx.key) or ctx.event_time
+    if _is_json(text.head):
+        yield from _json_rows(text, _base(ctx, fallback, "json"))
+        return
+    names = _csv_header(text.head, ctx.key)
+    if names is not None:
+        yield from _csv_rows(text, _base(ctx, fallback, "csv"), names)
+        return
+    base = _base(ctx, fallback, "text")
     for n, line in enumerate(text.lines(), start=1):
         if not line.strip():
             continue
         fields = None
-        stripped = line.lstrip()
-        if stripped.startswith("{"):
+        if line.lstrip().startswith("{"):
             try:
                 fields = json.loads(line)
             except ValueError:
                 fields = None
-        row: dict[str, Any] = {
-            "TimeGenerated": event_time(fields) or fallback,
-            "RawData": line,
-            "Format": "raw",
-            "LineNumber": n,
-            "SourceName": ctx.source,
-            "S3Bucket": ctx.bucket,
-            "S3Key": ctx.key,
-            "AccountId": ctx.account_id,
-        }
-        if fields is not None:
-            row["Fields"] = fields
-        yield {k: v for k, v in row.items() if v is not None}
+        row = dict(base, LineNumber=n, RawData=_clip(line), Fields=fields)
+        row["TimeGenerated"] = event_time(fields) or fallback
+        yield _emit(row)
 
 
 RAW = Format(name="raw", table="AWSS3Raw_CL", parse=parse, sniff=lambda head: True,
              content_detectable=False,
-             description="anything else: one row per line, JSON lines parsed into Fields")
+             description="anything else: JSON values, CSV rows or text lines with S3 metadata")

@@ -9,15 +9,35 @@ findings, which ASFF can embed); ``RAW`` is the fallback and stays last.
 from __future__ import annotations
 
 from .base import Format
+from .cloudfront import CLOUDFRONT
 from .cloudtrail import CLOUDTRAIL, CLOUDTRAIL_DIGEST
+from .cloudwatch import CLOUDWATCH
+from .elb import ALB, ELB_CLASSIC, NLB
 from .guardduty import GUARDDUTY
+from .netfirewall import NETFW_ALERT, NETFW_FLOW, NETFW_TLS
 from .raw import RAW
+from .route53 import ROUTE53
+from .s3access import S3_ACCESS
+from .securityhub import SECURITYHUB
 from .vpcflow import VPCFLOW
+from .waf import WAF
 
 FORMATS: tuple[Format, ...] = (
-    CLOUDTRAIL_DIGEST,
+    CLOUDTRAIL_DIGEST,   # key only; before CLOUDTRAIL, whose folder pattern it shares
     CLOUDTRAIL,
     VPCFLOW,
+    ALB,
+    NLB,
+    ELB_CLASSIC,
+    CLOUDFRONT,
+    S3_ACCESS,
+    WAF,
+    ROUTE53,
+    NETFW_ALERT,
+    NETFW_FLOW,
+    NETFW_TLS,           # after alert/flow: its content test is "neither of those"
+    CLOUDWATCH,          # content only (Firehose keys have no fixed layout)
+    SECURITYHUB,         # content only; before GUARDDUTY (ASFF can carry GuardDuty findings)
     GUARDDUTY,
-    RAW,
+    RAW,                 # fallback, always last
 )

@@ -1,0 +1,111 @@
+"""CloudFront standard (access) logs -> custom table ``AWSCloudFront_AccessLog_CL``.
+
+Key: ``[prefix/]<distribution-id>.YYYY-MM-DD-HH.<unique-id>.gz``. Content: ``#Version:`` and
+``#Fields:`` header lines, then one tab-separated line per request. There is no standard
+table; Microsoft's CloudFront connector writes the custom table ``AWSCloudFront_AccessLog_CL``
+(``AWSCloudFrontLog_DCR.json``), and this format fills the same table with the same column
+names and the same values: every field verbatim as text (``tostring(FieldN)``: ``-`` stays
+``-``, the user agent stays URL-encoded), so Microsoft's workbooks and rules keep working.
+Differences, on purpose: ``TimeGenerated`` is the request time (``date`` + ``time``, as the
+legacy transform did; the current one uses the ingestion time), columns follow the
+``#Fields:`` header (any field order; positional as in the transform when there is none), the
+transform's ``Distributionid`` (a case-only duplicate of ``DistributionId``, Field42) is not
+created, and ``SourceName``/``S3Bucket``/``S3Key`` trace each row to its object.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..errors import FormatError
+from ..reader import TextSource
+from .base import Format, Item, ObjectContext, Rejected, compact, when, when_epoch
+
+KEY = re.compile(r"(^|/)E[A-Z0-9]{6,20}\.\d{4}-\d{2}-\d{2}-\d{2}\.[A-Za-z0-9]+(\.gz)?$")
+TABLE = "AWSCloudFront_AccessLog_CL"
+# (field name in the #Fields header, column); the order is the transform's Field1..Field43
+FIELDS: tuple[tuple[str, str | None], ...] = (
+    ("date", "Date"), ("time", "Time"), ("x-edge-location", "XEdgeLocation"),
+    ("sc-bytes", "ScBytes"), ("c-ip", "CIp"), ("cs-method", "CsMethod"),
+    ("cs(Host)", "CsHost"), ("cs-uri-stem", "CsUriStem"), ("sc-status", "ScStatus"),
+    ("cs(Referer)", "CsReferer"), ("cs(User-Agent)", "CsUserAgent"),
+    ("cs-uri-query", "CsUriQuery"), ("cs(Cookie)", "CsCookie"),
+    ("x-edge-result-type", "XEdgeResultType"), ("x-edge-request-id", "XEdgeRequestId"),
+    ("x-host-header", "XHostHeader"), ("cs-protocol", "CsProtocol"),
+    ("cs-bytes", "CsBytes"), ("time-taken", "TimeTaken"),
+    ("x-forwarded-for", "XForwardedFor"), ("ssl-protocol", "SslProtocol"),
+    ("ssl-cipher", "SslCipher"), ("x-edge-response-result-type", "XEdgeResponseResultType"),
+    ("cs-protocol-version", "CsProtocolVersion"), ("fle-status", "FleStatus"),
+    ("fle-encrypted-fields", "FleEncryptedFields"), ("c-port", "CPort"),
+    ("time-to-first-byte", "TimeToFirstByte"),
+    ("x-edge-detailed-result-type", "XEdgeDetailedResultType"),
+    ("sc-content-type", "ScContentType"), ("sc-content-len", "ScContentLen"),
+    ("sc-range-start", "ScRangeStart"), ("sc-range-end", "ScRangeEnd"),
+    ("timestamp", "Timestamp"), ("DistributionId", "DistributionId"),
+    ("timestamp(ms)", "TimestampMs"), ("origin-fbl", "OriginFbl"),
+    ("origin-lbl", "OriginLbl"), ("asn", "Asn"), ("c-country", "CCountry"),
+    ("cache-behavior-path-pattern", "CacheBehaviorPathPattern"),
+    ("distributionid", None),  # Field42 "Distributionid": see module docstring
+    ("distribution-tenant-id", "DistributionTenantId"),
+)
+BY_NAME = {name.lower(): column for name, column in FIELDS}
+POSITIONAL = [column for _, column in FIELDS]
+
+
+def sniff(head: str) -> bool:
+    start = head.lstrip()
+    if not start.startswith("#"):
+        return False
+    m = re.search(r"^#Fields:(.*)$", head, re.MULTILINE)
+    return bool(m) and ("x-edge-location" in m.group(1) or "x-edge-request-id" in m.group(1))
+
+
+def _header(line: str) -> list[str | None]:
+    return [BY_NAME.get(name.lower()) for name in line.split(":", 1)[1].split()]
+
+
+def map_values(columns: list[str | None], values: list[str],
+               ctx: ObjectContext | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for column, value in zip(columns, values):
+        if column is not None and value != "":
+            row[column] = value
+    stamp = None
+    if "Date" in row and "Time" in row:
+        stamp = when(f"{row['Date']}T{row['Time']}Z")
+    if stamp is None and "TimestampMs" in row:
+        stamp = when_epoch(row["TimestampMs"], millis=True)
+    if stamp is None and "Timestamp" in row:
+        stamp = when_epoch(row["Timestamp"])
+    row = {"TimeGenerated": stamp, **row}
+    if ctx is not None:
+        row.update(SourceName=ctx.source, S3Bucket=ctx.bucket, S3Key=ctx.key)
+    return compact(row)
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not sniff(text.head):
+        raise FormatError("CloudFront standard log must start with '#Version:' / '#Fields:' "
+                          "header lines naming the CloudFront fields")
+    columns: list[str | None] = POSITIONAL
+    for n, line in enumerate(text.lines(), start=1):
+        if line.startswith("#"):
+            if line.startswith("#Fields:"):
+                columns = _header(line)
+            continue
+        if not line.strip():
+            continue
+        values = line.split("\t")
+        if len(values) < 2:
+            yield Rejected(n, "CloudFront log line is not tab-separated", line)
+            continue
+        row = map_values(columns, values, ctx)
+        if "TimeGenerated" not in row:
+            yield Rejected(n, "CloudFront log line has no valid date/time", line)
+            continue
+        yield row
+
+
+CLOUDFRONT = Format(
+    name="cloudfront", table=TABLE, parse=parse, sniff=sniff, key_pattern=KEY,
+    description="CloudFront standard access logs (#Fields header, tab-separated)")

@@ -1,0 +1,184 @@
+"""AWS Network Firewall logs, JSON lines -> AWSNetworkFirewallAlert / Flow / Tls.
+
+Each line is ``{"firewall_name", "availability_zone", "event_timestamp" (epoch seconds),
+"event": {Suricata EVE JSON}}``. The log type is in the key
+(``AWSLogs/<acct>/network-firewall/<alert|flow|tls>/<region>/<firewall>/...`` and
+``<acct>_network-firewall_<type>_...``) and in ``event.event_type`` (alert / netflow; TLS log
+events have none). One format per table.
+
+Mapping = Microsoft's ``AWSNetworkFirewallLog_DCR.json`` transforms, with one deliberate
+difference: those stamp ``TimeGenerated`` with the ingestion time (``now()``); here it is the
+event's own time, ``event.timestamp``, falling back to ``event_timestamp``. The transforms'
+row filters (``EventType == "alert"`` / ``"netflow"``) become ``Skipped`` items, counted. The
+tables' ``Timestamp`` column (not set by the transforms) gets ``event.timestamp``. For TLS
+revocation-check events, whose fingerprint/status/action sit under
+``event.revocation_check`` in AWS's documented example, those values fill the columns the
+transform reads from ``event.*`` when the latter are absent.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterator
+
+from ..errors import FormatError
+from ..reader import JsonGarbage, TextSource
+from .base import (Format, Item, ObjectContext, Rejected, Skipped, compact, garbage,
+                   json_records, json_text, kql_bool, kql_string, when, when_epoch)
+
+def _key(kind: str) -> re.Pattern[str]:
+    return re.compile(rf"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{{12}}/network-firewall/{kind}/"
+                      rf"|(^|/)\d{{12}}_network-firewall_{kind}_")
+
+
+def _event_type(kind: str) -> re.Pattern[str]:
+    return re.compile(r'"event_type"\s*:\s*"%s"' % kind)
+
+
+_ALERT, _NETFLOW = _event_type("alert"), _event_type("netflow")
+
+
+def _base(head: str) -> bool:
+    return head.lstrip().startswith("{") and '"firewall_name"' in head and '"event"' in head
+
+
+def alert_sniff(head: str) -> bool:
+    return _base(head) and bool(_ALERT.search(head))
+
+
+def flow_sniff(head: str) -> bool:
+    return _base(head) and bool(_NETFLOW.search(head))
+
+
+def tls_sniff(head: str) -> bool:
+    return _base(head) and not _ALERT.search(head) and not _NETFLOW.search(head)
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for name in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(name)
+    return obj
+
+
+def _common(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "TimeGenerated": when(ev.get("timestamp")) or when_epoch(r.get("event_timestamp")),
+        "FirewallName": kql_string(r.get("firewall_name")),
+        "AvailabilityZone": kql_string(r.get("availability_zone")),
+        "SrcIp": kql_string(ev.get("src_ip")),
+        "SrcPort": kql_string(ev.get("src_port")),
+        "DestIp": kql_string(ev.get("dest_ip")),
+        "DestPort": kql_string(ev.get("dest_port")),
+    }
+
+
+def alert_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    return compact({
+        **_common(r, ev),
+        "EventTimestamp": when_epoch(r.get("event_timestamp")),
+        "Timestamp": when(ev.get("timestamp")),
+        "TxId": kql_string(ev.get("tx_id")),
+        "AppProto": kql_string(ev.get("app_proto")),
+        "EventType": kql_string(ev.get("event_type")),
+        "Severity": kql_string(_get(ev, "alert", "severity")),
+        "SignatureId": kql_string(_get(ev, "alert", "signature_id")),
+        "Rev": kql_string(_get(ev, "alert", "rev")),
+        "Signature": kql_string(_get(ev, "alert", "signature")),
+        "AlertAction": kql_string(_get(ev, "alert", "action")),
+        "Category": kql_string(_get(ev, "alert", "category")),
+        "FlowId": kql_string(ev.get("flow_id")),
+        "Proto": kql_string(ev.get("proto")),
+        "VerdictAction": kql_string(_get(ev, "verdict", "action")),
+        "Sni": kql_string(_get(ev, "tls", "sni")),
+        "Version": kql_string(_get(ev, "tls", "version")),
+        "PktSrc": kql_string(ev.get("pkt_src")),
+        "Direction": kql_string(ev.get("direction")),
+    })
+
+
+def flow_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    return compact({
+        **_common(r, ev),
+        "EventTimestamp": kql_string(r.get("event_timestamp")),
+        "Timestamp": when(ev.get("timestamp")),
+        "TCPFlags": kql_string(_get(ev, "tcp", "tcp_flags")),
+        "Syn": kql_bool(_get(ev, "tcp", "syn")),
+        "Fin": kql_bool(_get(ev, "tcp", "fin")),
+        "Psh": kql_bool(_get(ev, "tcp", "psh")),
+        "Ack": kql_bool(_get(ev, "tcp", "ack")),
+        "Ecn": kql_bool(_get(ev, "tcp", "ecn")),
+        "Rst": kql_bool(_get(ev, "tcp", "rst")),
+        "AppProto": kql_string(ev.get("app_proto")),
+        "NetFlowPkts": kql_string(_get(ev, "netflow", "pkts")),
+        "NetFlowBytes": kql_string(_get(ev, "netflow", "bytes")),
+        "NetFlowStart": when(_get(ev, "netflow", "start")),
+        "NetFlowEnd": when(_get(ev, "netflow", "end")),
+        "NetFlowAge": kql_string(_get(ev, "netflow", "age")),
+        "NetFlowMinttl": kql_string(_get(ev, "netflow", "min_ttl")),
+        "NetFlowMaxttl": kql_string(_get(ev, "netflow", "max_ttl")),
+        "EventType": kql_string(ev.get("event_type")),
+        "FlowId": kql_string(ev.get("flow_id")),
+        "Proto": kql_string(ev.get("proto")),
+    })
+
+
+def tls_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    check = ev.get("revocation_check") if isinstance(ev.get("revocation_check"), dict) else {}
+
+    def pick(name: str) -> str | None:
+        return kql_string(ev.get(name)) or kql_string(check.get(name))
+
+    return compact({
+        **_common(r, ev),
+        "EventTimestamp": when_epoch(r.get("event_timestamp")),
+        "Sni": kql_string(ev.get("sni")),
+        "LeafCertificateFingerprint": pick("leaf_cert_fpr"),
+        "Status": pick("status"),
+        "Action": pick("action"),
+        "ErrorMessage": kql_string(_get(ev, "tls_error", "error_message")),
+    })
+
+
+def _parser(kind: str, wanted: str | None, sniff: Callable[[str], bool],
+            mapper: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]):
+    def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+        if not sniff(text.head):
+            raise FormatError(f"Network Firewall {kind} log must be JSON lines of "
+                              "{firewall_name, availability_zone, event_timestamp, event}"
+                              + (f" with event_type {wanted!r}" if wanted else
+                                 " without alert/netflow events"))
+        for position, value in json_records(text, f"Network Firewall {kind} log"):
+            if isinstance(value, JsonGarbage):
+                yield garbage(position, value, f"Network Firewall {kind} line is not JSON")
+                continue
+            ev = value.get("event") if isinstance(value, dict) else None
+            if not isinstance(ev, dict):
+                yield Rejected(position, "not a Network Firewall log record (no event object)",
+                               json_text(value))
+                continue
+            if wanted is not None and ev.get("event_type") != wanted:
+                yield Skipped(position, f"event_type {ev.get('event_type')!r} is not "
+                                        f"{wanted!r} (not a {kind} log event)")
+                continue
+            row = mapper(value, ev)
+            if "TimeGenerated" not in row:
+                yield Rejected(position, "Network Firewall record has no valid "
+                                         "event.timestamp or event_timestamp", json_text(value))
+                continue
+            yield row
+    return parse
+
+
+NETFW_ALERT = Format(
+    name="network-firewall-alert", table="AWSNetworkFirewallAlert",
+    parse=_parser("alert", "alert", alert_sniff, alert_row), sniff=alert_sniff,
+    key_pattern=_key("alert"), description="Network Firewall alert logs (JSON lines)")
+NETFW_FLOW = Format(
+    name="network-firewall-flow", table="AWSNetworkFirewallFlow",
+    parse=_parser("flow", "netflow", flow_sniff, flow_row), sniff=flow_sniff,
+    key_pattern=_key("flow"), description="Network Firewall flow logs (JSON lines)")
+NETFW_TLS = Format(
+    name="network-firewall-tls", table="AWSNetworkFirewallTls",
+    parse=_parser("tls", None, tls_sniff, tls_row), sniff=tls_sniff,
+    key_pattern=_key("tls"), description="Network Firewall TLS inspection logs (JSON lines)")

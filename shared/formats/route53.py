@@ -1,0 +1,68 @@
+"""Route 53 Resolver query logs, JSON lines -> AWSRoute53Resolver.
+
+S3 key: ``AWSLogs/<acct>/vpcdnsquerylogs/<vpc-id>/YYYY/MM/DD/
+<acct>_vpcdnsquerylogs_<vpc-id>_<YYYYMMDDTHHmmZ>_<hash>.log.gz``.
+Mapping = Microsoft's ``AWSRoute53ResolverLogs_DCR.json`` transform: every key to its
+PascalCase column with ``tostring`` (``answers``/``srcids`` dynamic), ``TimeGenerated`` =
+``query_timestamp``, ``LogType`` = "ResolverQueryLogs".
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from ..errors import FormatError
+from ..reader import JsonGarbage, TextSource
+from .base import (Format, Item, ObjectContext, Rejected, compact, garbage, json_records,
+                   json_text, kql_string, when)
+
+KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/vpcdnsquerylogs/"
+                 r"|(^|/)\d{12}_vpcdnsquerylogs_")
+STRINGS = {
+    "version": "Version", "account_id": "AccountId", "region": "Region", "vpc_id": "VpcId",
+    "query_name": "QueryName", "query_type": "QueryType", "query_class": "QueryClass",
+    "rcode": "Rcode", "srcaddr": "SrcAddr", "srcport": "SrcPort", "transport": "Transport",
+    "firewall_rule_action": "FirewallRuleAction",
+    "firewall_rule_group_id": "FirewallRuleGroupId",
+    "firewall_domain_list_id": "FirewallDomainListId",
+}
+
+
+def sniff(head: str) -> bool:
+    return head.lstrip().startswith("{") and '"query_name"' in head and \
+        '"query_timestamp"' in head
+
+
+def map_record(r: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"TimeGenerated": when(r.get("query_timestamp"))}
+    for key, column in STRINGS.items():
+        row[column] = kql_string(r.get(key))
+    row["Answers"] = r.get("answers")
+    row["SrcIds"] = r.get("srcids")
+    row["LogType"] = "ResolverQueryLogs"
+    return compact(row)
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not sniff(text.head):
+        raise FormatError("Route 53 Resolver query log must be JSON lines with query_name "
+                          "and query_timestamp")
+    for position, value in json_records(text, "Resolver query log"):
+        if isinstance(value, JsonGarbage):
+            yield garbage(position, value, "Resolver query log line is not JSON")
+            continue
+        if not isinstance(value, dict) or "query_name" not in value:
+            yield Rejected(position, "not a Resolver query log record (no query_name)",
+                           json_text(value))
+            continue
+        row = map_record(value)
+        if "TimeGenerated" not in row:
+            yield Rejected(position, "Resolver query record has no valid query_timestamp",
+                           json_text(value))
+            continue
+        yield row
+
+
+ROUTE53 = Format(name="route53-resolver", table="AWSRoute53Resolver", parse=parse,
+                 sniff=sniff, key_pattern=KEY,
+                 description="Route 53 Resolver query logs (JSON lines)")

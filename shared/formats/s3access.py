@@ -1,0 +1,83 @@
+"""Amazon S3 server access logs -> AWSS3ServerAccess.
+
+Space-separated lines; the time is ``[06/Feb/2019:00:00:38 +0000]``, the request URI, referrer
+and user agent are quoted, ``-`` means "no value". S3 has added fields at the end over the
+years, so the number of trailing fields varies (fewer: the columns stay empty; more, such as
+the newer source region: ignored). Key: ``<TargetPrefix>YYYY-MM-DD-HH-MM-SS-<UniqueString>``.
+Microsoft's connector uses the built-in stream without a transform; the columns follow the
+live table. ``BytesSent``/``ObjectSize``/``TotalTime`` are int columns there: a value beyond
+2^31-1 (objects over 2 GiB) has no place in the table and is dropped rather than refused.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+from ..errors import FormatError
+from ..reader import TextSource
+from .base import (Format, Item, ObjectContext, Rejected, compact, dash, int32, iso,
+                   split_fields)
+
+KEY = re.compile(r"(^|/)\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9A-Z]{16}$")
+_LINE = re.compile(r"^\S+ \S+ \[\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ")
+_STAMP = re.compile(r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
+MONTHS = {m: i for i, m in enumerate(
+    "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+COLUMNS = ("BucketOwner", "Bucket", None, "RemoteIp", "Requester", "RequestId", "Operation",
+           "Key", "RequestUri", "HttpStatus", "ErrorCode", "BytesSent", "ObjectSize",
+           "TotalTime", "TurnAroundTime", "Referer", "UserAgent", "VersionId", "HostId",
+           "SignatureVersion", "CipherSuite", "AuthenticationType", "HostHeader", "TLSVersion",
+           "AccessPointARN", "ACLRequired")
+INTS = {"HttpStatus", "BytesSent", "ObjectSize", "TotalTime"}
+MIN_FIELDS = 10
+
+
+def sniff(head: str) -> bool:
+    return bool(_LINE.match(head.lstrip()))
+
+
+def log_time(value: str) -> str | None:
+    m = _STAMP.match(value.strip())
+    if not m or m.group(2).title() not in MONTHS:
+        return None
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    try:
+        offset = timedelta(hours=int(oh), minutes=int(om)) * (1 if sign == "+" else -1)
+        dt = datetime(int(year), MONTHS[mon.title()], int(day), int(hh), int(mm), int(ss),
+                      tzinfo=timezone(offset))
+    except ValueError:
+        return None
+    return iso(dt)
+
+
+def map_fields(fields: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"TimeGenerated": log_time(fields[2]) if len(fields) > 2 else None}
+    for column, value in zip(COLUMNS, fields):
+        if column is None:
+            continue
+        row[column] = int32(value) if column in INTS else dash(value)
+    return compact(row)
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not sniff(text.head):
+        raise FormatError("S3 server access log lines must start with "
+                          "'<owner> <bucket> [dd/Mon/yyyy:HH:MM:SS +0000] '")
+    for n, line in enumerate(text.lines(), start=1):
+        if not line.strip():
+            continue
+        fields = split_fields(line)
+        if len(fields) < MIN_FIELDS:
+            yield Rejected(n, f"S3 access log line has {len(fields)} fields, expected at "
+                              f"least {MIN_FIELDS}", line)
+            continue
+        row = map_fields(fields)
+        if "TimeGenerated" not in row:
+            yield Rejected(n, "S3 access log line has no valid [time]", line)
+            continue
+        yield row
+
+
+S3_ACCESS = Format(name="s3-access", table="AWSS3ServerAccess", parse=parse, sniff=sniff,
+                   key_pattern=KEY, description="S3 server access logs")

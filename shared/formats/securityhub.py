@@ -1,0 +1,141 @@
+"""Security Hub findings (EventBridge events delivered by Firehose) -> AWSSecurityHubFindings.
+
+The object holds EventBridge events ``{"detail-type": "Security Hub Findings - Imported",
+"time": ..., "detail": {"findings": [ASFF, ...]}}``, back to back or one per line. Each
+finding becomes one row. Also accepted: bare ASFF findings and ``{"Findings": [...]}`` (the
+GetFindings / BatchImportFindings shape), whose rows take ``TimeGenerated`` from the finding's
+``UpdatedAt``.
+
+Mapping = Microsoft's ``AWSSecurityHubFindings_DCR.json`` transform, applied to every finding
+(that transform reads ``findings[0]`` only, dropping the others of a multi-finding event).
+``TimeGenerated`` = the event's ``time``. ``AwsSecurityFindingSeverity`` is
+``FindingProviderFields.Severity`` as there, falling back to the finding's top-level
+``Severity`` when a product sets no FindingProviderFields. The transform's ``RawData`` has no
+column in the table's stream (system column) and is not sent.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from ..errors import FormatError
+from ..reader import JsonGarbage, TextSource
+from .base import (Format, Item, ObjectContext, Rejected, Skipped, compact, garbage,
+                   json_records, json_text, kql_string, when)
+
+STRINGS = {
+    "AwsRegion": ("Region",),
+    "AwsAccountId": ("AwsAccountId",),
+    "ComplianceStatus": ("Compliance", "Status"),
+    "ComplianceSecurityControlId": ("Compliance", "SecurityControlId"),
+    "AwsSecurityFindingTitle": ("Title",),
+    "AwsSecurityFindingId": ("Id",),
+    "AwsSecurityFindingDescription": ("Description",),
+    "AwsSecurityFindingGeneratorId": ("GeneratorId",),
+    "AwsSecurityFindingProductArn": ("ProductArn",),
+    "AwsSecurityFindingProductName": ("ProductName",),
+    "SchemaVersion": ("SchemaVersion",),
+    "RecordState": ("RecordState",),
+    "WorkflowState": ("WorkflowState",),
+}
+DYNAMICS = {
+    "ComplianceStatusReasons": ("Compliance", "StatusReasons"),
+    "ComplianceSecurityControlParameters": ("Compliance", "SecurityControlParameters"),
+    "ComplianceRelatedRequirements": ("Compliance", "RelatedRequirements"),
+    "ComplianceAssociatedStandards": ("Compliance", "AssociatedStandards"),
+    "AwsSecurityFindingTypes": ("Types",),
+    "AwsSecurityFindingProductFields": ("ProductFields",),
+    "Remediation": ("Remediation",),
+    "Resources": ("Resources",),
+}
+TIMES = {
+    "AwsSecurityFindingCreatedAt": "CreatedAt",
+    "AwsSecurityFindingFirstObservedAt": "FirstObservedAt",
+    "AwsSecurityFindingUpdatedAt": "UpdatedAt",
+    "AwsSecurityFindingLastObservedAt": "LastObservedAt",
+    "AwsSecurityFindingProcessedAt": "ProcessedAt",
+}
+
+
+def sniff(head: str) -> bool:
+    if not head.lstrip().startswith("{"):
+        return False
+    if '"aws.securityhub"' in head or '"Security Hub Findings' in head:
+        return True
+    return all(k in head for k in ('"SchemaVersion"', '"ProductArn"', '"GeneratorId"',
+                                   '"AwsAccountId"'))
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(name)
+    return obj
+
+
+def map_finding(f: dict[str, Any], event_time: str | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"TimeGenerated": when(event_time) or when(f.get("UpdatedAt"))}
+    for column, path in STRINGS.items():
+        row[column] = kql_string(_get(f, path))
+    for column, path in DYNAMICS.items():
+        row[column] = _get(f, path)
+    for column, name in TIMES.items():
+        row[column] = when(f.get(name))
+    severity = _get(f, ("FindingProviderFields", "Severity"))
+    row["AwsSecurityFindingSeverity"] = severity if severity is not None else f.get("Severity")
+    return compact(row)
+
+
+def _findings(value: Any) -> tuple[list[Any], str | None, str | None]:
+    """(findings, event time, why not) for one JSON value of the object."""
+    if not isinstance(value, dict):
+        return [], None, "not a JSON object"
+    if "detail" in value:
+        findings = _get(value, ("detail", "findings"))
+        if not isinstance(findings, list):
+            return [], None, "EventBridge event without detail.findings"
+        return findings, value.get("time"), None
+    for name in ("Findings", "findings"):
+        if isinstance(value.get(name), list):
+            return value[name], None, None
+    if "SchemaVersion" in value and "Id" in value:
+        return [value], None, None
+    return [], None, "neither an EventBridge Security Hub event nor an ASFF finding"
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not sniff(text.head):
+        raise FormatError("Security Hub object must hold EventBridge 'Security Hub Findings' "
+                          "events (or ASFF findings)")
+    position = 0
+    for _, value in json_records(text, "Security Hub object"):
+        if isinstance(value, JsonGarbage):
+            position += 1
+            yield garbage(position, value, "Security Hub event is not JSON")
+            continue
+        findings, event_time, why = _findings(value)
+        if why:
+            position += 1
+            yield Rejected(position, why, json_text(value))
+            continue
+        if not findings:
+            position += 1
+            yield Skipped(position, "Security Hub event with an empty findings list")
+            continue
+        for finding in findings:
+            position += 1
+            if not isinstance(finding, dict):
+                yield Rejected(position, "ASFF finding is not a JSON object",
+                               json_text(finding))
+                continue
+            row = map_finding(finding, event_time)
+            if "TimeGenerated" not in row:
+                yield Rejected(position, "Security Hub finding has no valid event time or "
+                                         "UpdatedAt", json_text(finding))
+                continue
+            yield row
+
+
+SECURITYHUB = Format(
+    name="securityhub", table="AWSSecurityHubFindings", parse=parse, sniff=sniff,
+    description="Security Hub findings (EventBridge events via Firehose; ASFF findings)")
