@@ -1,0 +1,211 @@
+"""End to end over real sockets: S3 -> SQS (direct / SNS) -> timer -> Azure queue -> queue
+function -> Logs Ingestion emulator, with the real SDKs and the host's retry/poison semantics."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
+
+CT, VPC, GD = "Custom-AWSCloudTrail", "Custom-AWSVPCFlow", "Custom-AWSGuardDuty"
+HEALTH = "Custom-AWSS3ConnectorHealth"
+
+
+def run(world, **settings):
+    world.configure(**settings)
+    host = world.host()
+    host.run_timer()
+    return host, host.drain()
+
+
+def health_rows(world, kind):
+    return [r for r in world.accepted(HEALTH) if r["Kind"] == kind]
+
+
+def test_every_record_of_every_object_arrives_once_in_its_table(world):
+    # GIVEN a bucket that notifies SQS directly, with CloudTrail, VPC flow and GuardDuty objects
+    src = world.add_source("prod")
+    objs = [cloudtrail(250), vpcflow(400), guardduty(12)]
+    for key, data, _ in objs:
+        world.put(src, key, data)
+    world.put(src, "AWSLogs/123456789012/CloudTrail/us-east-1/2024/01/01/"
+                   "123456789012_CloudTrail_us-east-1_20240101T0000Z_spacesinkey+x.json.gz",
+              objs[0][1])  # '+' must survive URL decoding as a literal plus
+    # WHEN the timer and the queue function run
+    host, result = run(world, MAX_BATCH_BYTES="60000")
+    # THEN each table got exactly its events, once, with TimeGenerated from the events
+    ct = world.accepted(CT)
+    assert len(ct) == 500 and len({r["AwsEventId"] for r in ct}) == 250
+    assert len(world.accepted(VPC)) == 400 and len(world.accepted(GD)) == 12
+    assert {r["EventName"] for r in ct} <= {"GetObject", "ListBuckets", "PutBucketPolicy"}
+    assert all(r["TimeGenerated"].endswith("Z") for r in ct)
+    assert result.failed == 0 and result.succeeded == 4
+    # batches respected the configured limit
+    sizes = [r.uncompressed_size for r in world.stack.ingestion.requests if r.stream == CT]
+    assert len(sizes) > 2 and max(sizes) <= 60000
+    # SQS is empty, nothing was dead-lettered
+    assert not world.sqs.receive_message(QueueUrl=src["queueUrl"]).get("Messages")
+    assert host.poison_items() == []
+    # one health row per object, one heartbeat per timer run
+    rows = health_rows(world, "object")
+    assert Counter(r["Outcome"] for r in rows) == Counter({"delivered": 4})
+    assert {r["TargetTable"] for r in rows} == {"AWSCloudTrail", "AWSVPCFlow", "AWSGuardDuty"}
+    assert all(r["LatencySeconds"] >= 0 and r["RecordsOut"] == r["RecordsIn"] for r in rows)
+    [beat] = health_rows(world, "heartbeat")
+    assert beat["MessagesReceived"] == 4 and beat["ObjectsEnqueued"] == 4
+    assert beat["SqsBacklog"] == 0 and beat["PoisonDepth"] == 0
+
+
+def test_sns_wrapped_notifications_with_role_federation(world):
+    # GIVEN S3 -> SNS -> SQS and a source that uses AssumeRoleWithWebIdentity
+    src = world.add_source("fed", via="sns", mode="role")
+    key, data, n = vpcflow(50)
+    world.put(src, key, data)
+    tokens_before = world.stack.identity.request_count
+    # WHEN the functions run
+    _, result = run(world)
+    # THEN the records arrive, and the AWS credentials came from a managed-identity token
+    assert len(world.accepted(VPC)) == n and result.failed == 0
+    assert world.stack.identity.request_count > tokens_before
+
+
+def test_a_repeated_notification_does_not_send_the_object_twice(world):
+    src = world.add_source("dup")
+    key, data, n = guardduty(5)
+    world.put(src, key, data)
+    run(world)
+    assert len(world.accepted(GD)) == n
+    # WHEN S3/SQS deliver the same notification again
+    etag = world.s3.head_object(Bucket=src["_bucket"], Key=key)["ETag"].strip('"')
+    world.send_raw(src, json.dumps({"Records": [{
+        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "eventTime": "2024-01-01T00:00:00Z",
+        "s3": {"bucket": {"name": src["_bucket"]}, "object": {"key": key, "eTag": etag}}}]}))
+    host = world.host()
+    host.run_timer()
+    host.drain()
+    # THEN nothing new is sent and the health row says duplicate
+    assert len(world.accepted(GD)) == n
+    assert [r["Outcome"] for r in health_rows(world, "object")][-1] == "duplicate"
+
+
+def test_unreadable_sqs_body_is_dead_lettered_with_reason_and_deleted(world):
+    src = world.add_source("bad")
+    world.send_raw(src, "this is not a notification")
+    world.send_raw(src, json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}))
+    host, _ = run(world)
+    [item] = host.poison_items()
+    assert item["stage"] == "notification" and item["kind"] == "bad_notification"
+    assert "not JSON" in item["reason"] and item["body"] == "this is not a notification"
+    assert len(item["body_sha256"]) == 64
+    assert not world.sqs.receive_message(QueueUrl=src["queueUrl"]).get("Messages")
+    [beat] = health_rows(world, "heartbeat")
+    assert beat["MessagesPoisoned"] == 1 and beat["ObjectsSkipped"] == 1
+
+
+def test_objects_outside_the_allow_list_are_skipped_and_counted(world):
+    src = world.add_source("allow", prefixes=["AWSLogs/"])
+    world.put(src, "elsewhere/app.log", b"hello\n")
+    key, data, n = guardduty(2)
+    world.put(src, key, data)
+    run(world)
+    assert len(world.accepted(GD)) == n
+    assert world.accepted("Custom-AWSS3Raw") == []
+    assert health_rows(world, "heartbeat")[0]["ObjectsSkipped"] == 1
+
+
+def test_content_that_does_not_fit_its_format_is_dead_lettered_rest_kept(world):
+    src = world.add_source("trunc")
+    key, data, _ = bad_cloudtrail()
+    world.put(src, key, data)
+    host, result = run(world)
+    assert result.failed == 0
+    items = host.poison_items()
+    assert [i["stage"] for i in items] == ["parse"]
+    assert items[0]["object"]["key"] == key and "CloudTrail" in items[0]["reason"]
+    assert [r["Outcome"] for r in health_rows(world, "object")] == ["dead_lettered"]
+
+
+def test_a_400_dead_letters_that_batch_with_the_service_text_and_delivers_the_rest(world):
+    src = world.add_source("schema")
+    key, data, n = cloudtrail(300)
+    world.put(src, key, data)
+    world.stack.ingestion.inject(400, stream=CT, code="InvalidPayload",
+                                 message="column 'X' is not in the stream declaration")
+    host, result = run(world, MAX_BATCH_BYTES="60000", MAX_UPLOADS_IN_FLIGHT="1")
+    [item] = host.poison_items()
+    assert item["status"] == 400 and item["code"] == "InvalidPayload"
+    assert "not in the stream declaration" in item["reason"]
+    dropped = item["records"]["count"]
+    assert 0 < dropped < n and item["records"]["first"] == 0
+    assert len(world.accepted(CT)) == n - dropped
+    assert result.failed == 0  # the work item completed
+    [row] = health_rows(world, "object")
+    assert row["Outcome"] == "partial" and row["RecordsDropped"] == dropped
+
+
+def test_a_403_is_dead_lettered_naming_the_dcr(world):
+    src = world.add_source("forbidden")
+    key, data, n = guardduty(3)
+    world.put(src, key, data)
+    # the app's identity lost its Monitoring Metrics Publisher role on the DCR
+    world.stack.ingestion.allowed_principals = set()
+    host, _ = run(world)
+    [item] = host.poison_items()
+    assert item["status"] == 403 and "does not have access" in item["reason"]
+    assert item["records"]["count"] == n
+
+
+def test_413_splits_the_batch_and_every_record_still_arrives_once(world):
+    src = world.add_source("split")
+    key, data, n = cloudtrail(40)
+    world.put(src, key, data)
+    world.stack.ingestion.inject(413, stream=CT, count=3)
+    host, _ = run(world)
+    ids = [r["AwsEventId"] for r in world.accepted(CT)]
+    assert len(ids) == n and len(set(ids)) == n
+    assert host.poison_items() == []
+    statuses = [r.status for r in world.stack.ingestion.requests if r.stream == CT]
+    assert statuses.count(413) == 3
+
+
+def test_throttling_and_resets_are_retried_transparently(world):
+    src = world.add_source("throttle")
+    key, data, n = vpcflow(100)
+    world.put(src, key, data)
+    world.stack.ingestion.inject(429, stream=VPC, retry_after=0.05)
+    world.stack.ingestion.inject(503, stream=VPC)
+    world.stack.ingestion.inject(reset=True, stream=VPC)
+    host, result = run(world, UPLOAD_MAX_ATTEMPTS="4")
+    assert len(world.accepted(VPC)) == n
+    assert result.failed == 0 and host.poison_items() == []
+
+
+def test_transient_failures_that_outlast_retries_resume_then_dead_letter_then_replay(world):
+    src = world.add_source("outage")
+    key, data, n = cloudtrail(200)
+    world.put(src, key, data)
+    # the first two batches go through, then the service is down for every attempt
+    world.configure(MAX_BATCH_BYTES="60000", MAX_UPLOADS_IN_FLIGHT="1", UPLOAD_MAX_ATTEMPTS="2")
+    host = world.host()
+    host.run_timer()
+    ingestion = world.stack.ingestion
+    ingestion.inject(latency=0.0, stream=CT, count=2)
+    ingestion.inject(503, stream=CT, count=2 * host.max_dequeue)
+    result = host.drain()
+    # THEN the host retried the work item maxDequeueCount times, and the last attempt put our
+    # envelope (with the reason) in the poison queue instead of a bare message
+    assert result.failed == host.max_dequeue - 1
+    [item] = host.poison_items()
+    assert item["kind"] == "delivery_transient" and "503" in item["reason"]
+    assert item["attempts"] == host.max_dequeue
+    delivered = len(world.accepted(CT))
+    assert 0 < delivered < n
+    # WHEN the service is back and the operator replays the poison queue
+    ingestion.reset()
+    from shared.__main__ import main
+    assert main(["replay"]) == 0
+    host.drain()
+    # THEN only the missing records are sent: every record exactly once overall
+    assert len(world.accepted(CT)) == n - delivered
+    assert host.poison_items() == []
