@@ -95,10 +95,42 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         "CipherSuite": tls.get("cipherSuite"),
         "ClientProvidedHostHeader": tls.get("clientProvidedHostHeader"),
     }
-    # Insights events carry their own time in insightDetails; EC2 role delivery is in add'l data
+    # EC2 role delivery is in additionalEventData
     if isinstance(add, dict) and "ec2RoleDelivery" in add:
         row["EC2RoleDelivery"] = _text(add.get("ec2RoleDelivery"))
+    # Insights events name the API they are about in insightDetails; the table has no insight
+    # columns, so the details go where additional data goes rather than being lost
+    insight = ev.get("insightDetails")
+    if isinstance(insight, dict):
+        row["EventSource"] = row["EventSource"] or insight.get("eventSource")
+        row["EventName"] = row["EventName"] or insight.get("eventName")
+        if row["AdditionalEventData"] is None:
+            row["AdditionalEventData"] = _text({"insightDetails": insight})
+    row.update(_ip_permission(ev.get("requestParameters")))
     return {k: v for k, v in row.items() if v is not None}
+
+
+def _ip_permission(params: Any) -> dict[str, Any]:
+    """CidrIp / IpProtocol / SourcePort / DestinationPort: the first security-group rule of
+    ``requestParameters.ipPermissions`` (Authorize/RevokeSecurityGroup* calls), as the table
+    documents them (from port = SourcePort, to port = DestinationPort)."""
+    if not isinstance(params, dict):
+        return {}
+    perms = params.get("ipPermissions")
+    items = perms.get("items") if isinstance(perms, dict) else perms
+    if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+        return {}
+    first = items[0]
+    ranges = first.get("ipRanges")
+    ranges = ranges.get("items") if isinstance(ranges, dict) else ranges
+    cidr = ranges[0].get("cidrIp") if isinstance(ranges, list) and ranges and \
+        isinstance(ranges[0], dict) else None
+    return {k: v for k, v in {
+        "IpProtocol": _text(first.get("ipProtocol")),
+        "SourcePort": _text(first.get("fromPort")),
+        "DestinationPort": _text(first.get("toPort")),
+        "CidrIp": _text(cidr),
+    }.items() if v is not None}
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
