@@ -1,0 +1,92 @@
+"""GET /api/health through function_app, and the credential paths (federation, Key Vault)."""
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+from botocore.exceptions import ClientError
+
+import function_app
+from shared import pipeline
+
+
+def call_health():
+    req = func.HttpRequest(method="GET", url="/api/health", body=b"", headers={})
+    resp = function_app.health(req)
+    return resp.status_code, json.loads(resp.get_body())
+
+
+def test_health_is_200_with_every_component_when_all_is_well(world):
+    world.add_source("keys")
+    world.add_source("fed", mode="role")
+    world.configure()
+    status, body = call_health()
+    assert status == 200 and body["status"] == "healthy"
+    comps = body["components"]
+    assert set(comps) == {"settings", "azure_token", "aws:keys", "sqs:keys", "aws:fed",
+                          "sqs:fed", "work_queue", "poison_queue"}
+    assert all(c["status"] == "ok" for c in comps.values())
+    assert comps["aws:fed"]["mode"] == "federation" and comps["aws:keys"]["mode"] == \
+        "keyvault-keys"
+    assert comps["sqs:keys"]["backlog"] == 0 and comps["poison_queue"]["depth"] == 0
+
+
+def test_health_is_503_naming_the_broken_component(world):
+    src = world.add_source("broken")
+    src["queueUrl"] = src["queueUrl"].replace("notify-", "missing-")
+    world.configure()
+    status, body = call_health()
+    assert status == 503 and body["status"] == "unhealthy"
+    assert body["components"]["sqs:broken"]["status"] == "fail"
+    assert "NonExistentQueue" in body["components"]["sqs:broken"]["error"] or \
+        "does not exist" in body["components"]["sqs:broken"]["error"]
+    assert body["components"]["aws:broken"]["status"] == "ok"
+
+
+def test_health_reports_invalid_settings_as_503(world, monkeypatch):
+    monkeypatch.setenv("AWS_SOURCES", "not json")
+    pipeline.reset_connector()
+    status, body = call_health()
+    assert status == 503 and "AWS_SOURCES" in body["components"]["settings"]["error"]
+
+
+def test_missing_key_vault_secret_is_a_failed_aws_component(world):
+    src = world.add_source("nokeys")
+    src["accessKeyIdSecret"] = "does-not-exist"
+    world.configure()
+    status, body = call_health()
+    assert status == 503
+    assert "does-not-exist" in body["components"]["aws:nokeys"]["error"]
+
+
+def test_keys_are_read_again_from_key_vault_once_when_aws_refuses_them(world):
+    world.add_source("rotate")
+    world.configure()
+    conn = pipeline.connector()
+    source = conn.settings.source("rotate")
+    seen = []
+
+    def call(client):
+        creds = client._request_signer._credentials  # read-only look at what signs requests
+        seen.append(creds.access_key)
+        if len(seen) == 1:
+            raise ClientError({"Error": {"Code": "InvalidAccessKeyId", "Message": "rotated"}},
+                              "ListBuckets")
+        return "ok"
+
+    conn.aws.client(source, "s3")  # keys cached from the vault
+    world.stack.keyvault.set_secret("rotate-key-id", "AKIAROTATEDKEY")
+    before = world.stack.keyvault.request_count
+    assert conn.aws.call(source, "s3", call) == "ok"
+    assert seen == ["AKIAEXAMPLEKEY", "AKIAROTATEDKEY"]
+    assert world.stack.keyvault.request_count > before
+
+
+def test_federated_credentials_come_from_sts_with_a_managed_identity_token(world):
+    world.add_source("fed2", mode="role")
+    world.configure()
+    conn = pipeline.connector()
+    source = conn.settings.source("fed2")
+    ident = conn.aws.call(source, "sts", lambda c: c.get_caller_identity())
+    assert ":assumed-role/OIDC_fed2" in ident["Arn"]
+    assert "sentinel-s3-fed2" in ident["Arn"]  # our RoleSessionName

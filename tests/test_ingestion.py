@@ -1,0 +1,113 @@
+"""The delivery stage against the Logs Ingestion emulator: retry decisions, 413 split, dead
+letters, bounded concurrency."""
+from __future__ import annotations
+
+import pytest
+from azure.identity import ManagedIdentityCredential
+
+from shared.batching import Batch, batches, encode
+from shared.ingestion import Ingestor, RetryPolicy
+
+STREAM = "Custom-AWSCloudWatch"
+
+
+def rows(n, size=10):
+    return [(i, {"TimeGenerated": "2024-05-01T00:00:00Z", "Message": f"{i}:" + "m" * size})
+            for i in range(n)]
+
+
+@pytest.fixture
+def ingest(stack, monkeypatch):
+    for k, v in stack.env.items():
+        monkeypatch.setenv(k, v)
+    stack.ingestion.reset()
+    sleeps: list[float] = []
+    ing = Ingestor(stack.env["LOGS_INGESTION_ENDPOINT"], stack.env["DCR_IMMUTABLE_ID"],
+                   ManagedIdentityCredential(), policy=RetryPolicy(4, 0.5, 8.0), in_flight=3,
+                   sleep=sleeps.append)
+    ing.sleeps = sleeps
+    yield ing
+    ing.close()
+
+
+def big_batch(*sizes):
+    b = Batch()
+    for i, size in enumerate(sizes):
+        b.add(i, encode({"TimeGenerated": "2024-05-01T00:00:00Z", "Message": "x" * size}))
+    return b
+
+
+def test_all_batches_accepted_and_gzip_on_the_wire(ingest, stack):
+    report = ingest.send(STREAM, batches(rows(500, 200), 20_000))
+    assert report.records_out == 500 and not report.dead and report.transient is None
+    assert len(stack.ingestion.accepted(STREAM)) == 500
+    reqs = stack.ingestion.requests
+    assert all(r.compressed_size < r.uncompressed_size <= 20_000 for r in reqs)
+
+
+def test_retry_after_is_honoured(ingest, stack):
+    stack.ingestion.inject(429, retry_after=3, stream=STREAM)
+    report = ingest.send(STREAM, batches(rows(3), 1_000_000))
+    assert report.records_out == 3 and ingest.sleeps == [3.0]
+
+
+def test_backoff_without_retry_after_is_exponential_with_jitter(ingest, stack):
+    stack.ingestion.inject(429, stream=STREAM, count=3)
+    report = ingest.send(STREAM, batches(rows(3), 1_000_000))
+    assert report.records_out == 3
+    assert len(ingest.sleeps) == 3
+    assert all(0 <= s <= 0.5 * 2 ** i for i, s in enumerate(ingest.sleeps))
+
+
+def test_transient_failures_outlasting_attempts_are_reported_not_dropped(ingest, stack):
+    stack.ingestion.inject(500, stream=STREAM, count=100)
+    report = ingest.send(STREAM, batches(rows(5), 1_000_000))
+    assert report.transient is not None and "500" in report.transient.message
+    assert report.records_out == 0 and not report.dead
+
+
+def test_real_413_splits_until_the_parts_fit(ingest, stack):
+    # two rows of 600 KB: together over the service's 1 MB limit, each alone under it
+    report = ingest.send(STREAM, [big_batch(600_000, 600_000)])
+    assert report.records_out == 2 and not report.dead
+    assert [r.status for r in stack.ingestion.requests] == [413, 204, 204]
+
+
+def test_a_single_record_over_the_limit_is_dead_lettered_alone(ingest, stack):
+    report = ingest.send(STREAM, [big_batch(100, 1_100_000, 100)])
+    assert report.records_out == 2
+    [dead] = report.dead
+    assert dead.positions == [1] and dead.error.kind == "record_too_large"
+    assert dead.error.status == 413 and "1048576" in dead.error.message
+
+
+def test_schema_violation_is_dead_lettered_with_the_service_text(ingest, stack):
+    b = Batch()
+    b.add(0, encode({"TimeGenerated": "2024-05-01T00:00:00Z", "NoSuchColumn": 1}))
+    report = ingest.send(STREAM, [b])
+    [dead] = report.dead
+    assert dead.error.status == 400 and "NoSuchColumn" in dead.error.message
+
+
+def test_at_most_in_flight_uploads_at_once(ingest, stack):
+    import threading
+    import time
+
+    active, peak, lock = 0, 0, threading.Lock()
+    original = ingest._post
+
+    def counting(stream, body):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        try:
+            time.sleep(0.02)
+            original(stream, body)
+        finally:
+            with lock:
+                active -= 1
+
+    ingest._post = counting
+    report = ingest.send(STREAM, batches(rows(300, 100), 3_000))
+    assert report.records_out == 300 and peak == 3
