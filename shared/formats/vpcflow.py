@@ -129,6 +129,11 @@ def map_record(values: dict[str, Any]) -> dict[str, Any]:
     return compact(row)
 
 
+def map_named(record: dict[str, Any]) -> dict[str, Any]:
+    """Map a record keyed by field names in either spelling (Parquet: ``account_id``)."""
+    return map_record({_name(k): v for k, v in record.items()})
+
+
 def _time(row: dict[str, Any], fallback: str | None) -> str | None:
     return row.get("Start") or row.get("End") or fallback
 
@@ -183,7 +188,7 @@ def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
     for batch in table.to_batches():
         for record in batch.to_pylist():
             position += 1
-            row = map_record({_name(k): v for k, v in record.items()})
+            row = map_named(record)
             stamp = _time(row, fallback)
             if stamp is None:
                 yield Rejected(position, "VPC flow record has no start/end time",
