@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import formats
 from .errors import ConnectorError, FormatError
@@ -53,7 +54,7 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
         "schema_errors": [], "rows": [], "error": None,
     }
     try:
-        mtime = iso(datetime.fromtimestamp(file.stat().st_mtime, tz=timezone.utc))
+        mtime = iso(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
         text = TextSource(decompress(_chunks(file), where=str(file)), where=str(file))
         chosen = formats.detect(key, text.head, override=fmt)
     except (OSError, ConnectorError) as err:

@@ -64,7 +64,7 @@ def test_fixture_maps_every_event(case: Case) -> None:
                          ids=[c.golden for c in CASES if c.golden])
 def test_golden_rows(case: Case) -> None:
     path = golden_path(case.golden)
-    assert path.is_file(), f"golden file {path.name} missing: python tests/golden/support.py --regen"
+    assert path.is_file(), f"{path.name} missing: python tests/golden/support.py --regen"
     golden = json.loads(path.read_text())
     out = run(case.file.read_bytes(), case.key)
     assert (out.fmt.name, out.fmt.table) == (golden["format"], golden["table"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "dcr"
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(),
                                 reason=f"reference DCR folder {REFERENCE} is absent")
 NOW = object()  # what now() evaluates to
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # ---- a minimal KQL evaluator for the transforms in reference/dcr ----------------------------
@@ -98,7 +98,7 @@ def k_todatetime(v: Any) -> datetime | None:
         dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def k_tobool(v: Any) -> bool | None:

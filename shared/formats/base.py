@@ -265,7 +265,7 @@ def key_time(key: str) -> str | None:
 
 # ---- framing helpers -----------------------------------------------------------------------
 
-_TOKEN = re.compile(r'\[[^\]]*\]|(?:"(?:[^"\\]|\\.)*"|[^\s"]|")+')
+_TOKEN = re.compile(r'\[[^\]]*\](?=\s|$)|(?:"(?:[^"\\]|\\.)*"|[^\s"]|")+')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
@@ -279,7 +279,7 @@ def split_fields(line: str) -> list[str]:
     out = []
     for m in _TOKEN.finditer(line):
         token = m.group(0)
-        if token.startswith("[") and token.endswith("]"):
+        if token.startswith("[") and token.endswith("]") and m.end() - m.start() > 1:
             out.append(token[1:-1])
             continue
         q = _QUOTED.fullmatch(token)

@@ -15,7 +15,8 @@ created, and ``SourceName``/``S3Bucket``/``S3Key`` trace each row to its object.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource

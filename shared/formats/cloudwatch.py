@@ -11,12 +11,22 @@ subscription is created) is skipped and counted. Firehose keys have no fixed lay
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, Skipped, garbage, json_records,
-                   json_text, when_epoch)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    Skipped,
+    garbage,
+    json_records,
+    json_text,
+    when_epoch,
+)
 
 _MARK = re.compile(r'"messageType"\s*:\s*"(DATA_MESSAGE|CONTROL_MESSAGE)"')
 

@@ -15,12 +15,24 @@ sent; the request time is kept in ``RequestCreationTime``; NLB: end of the TLS c
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import (Format, Item, ObjectContext, Rejected, compact, dash, int32, int64, real,
-                   split_fields, when)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    compact,
+    dash,
+    int32,
+    int64,
+    real,
+    split_fields,
+    when,
+)
 
 _ELB = r"(^|/)\d{12}_elasticloadbalancing_[a-z0-9-]+_"
 ALB_KEY = re.compile(_ELB + r"app\.[^_/]+_\d{8}T\d{4}Z_")

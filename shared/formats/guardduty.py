@@ -13,12 +13,24 @@ is unwrapped.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, compact, garbage, json_records,
-                   json_text, kql_string, trunc_int32, when)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    compact,
+    garbage,
+    json_records,
+    json_text,
+    kql_string,
+    trunc_int32,
+    when,
+)
 
 KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/GuardDuty/[a-z0-9-]+/")
 _FINDING = re.compile(r'"schemaVersion"\s*:|"GuardDuty Finding"')

@@ -18,12 +18,27 @@ transform reads from ``event.*`` when the latter are absent.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, Skipped, compact, garbage,
-                   json_records, json_text, kql_bool, kql_string, when, when_epoch)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    Skipped,
+    compact,
+    garbage,
+    json_records,
+    json_text,
+    kql_bool,
+    kql_string,
+    when,
+    when_epoch,
+)
+
 
 def _key(kind: str) -> re.Pattern[str]:
     return re.compile(rf"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{{12}}/network-firewall/{kind}/"
@@ -31,7 +46,7 @@ def _key(kind: str) -> re.Pattern[str]:
 
 
 def _event_type(kind: str) -> re.Pattern[str]:
-    return re.compile(r'"event_type"\s*:\s*"%s"' % kind)
+    return re.compile(r'"event_type"\s*:\s*"' + kind + '"')
 
 
 _ALERT, _NETFLOW = _event_type("alert"), _event_type("netflow")

@@ -16,11 +16,20 @@ from __future__ import annotations
 import csv
 import json
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..reader import HEAD_BYTES, JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, iso_from_epoch, iso_from_epoch_ms,
-                   iso_from_text, key_time)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    iso_from_epoch,
+    iso_from_epoch_ms,
+    iso_from_text,
+    key_time,
+)
 
 TIME_FIELDS = ("eventTime", "timestamp", "time", "@timestamp", "Timestamp", "Time",
                "eventTimestamp", "event_timestamp", "date", "createdAt", "updatedAt")

@@ -9,12 +9,23 @@ PascalCase column with ``tostring`` (``answers``/``srcids`` dynamic), ``TimeGene
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, compact, garbage, json_records,
-                   json_text, kql_string, when)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    compact,
+    garbage,
+    json_records,
+    json_text,
+    kql_string,
+    when,
+)
 
 KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/vpcdnsquerylogs/"
                  r"|(^|/)\d{12}_vpcdnsquerylogs_")

@@ -11,13 +11,13 @@ live table. ``BytesSent``/``ObjectSize``/``TotalTime`` are int columns there: a 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import (Format, Item, ObjectContext, Rejected, compact, dash, int32, iso,
-                   split_fields)
+from .base import Format, Item, ObjectContext, Rejected, compact, dash, int32, iso, split_fields
 
 KEY = re.compile(r"(^|/)\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9A-Z]{16}$")
 _LINE = re.compile(r"^\S+ \S+ \[\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ")

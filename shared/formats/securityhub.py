@@ -15,12 +15,24 @@ column in the table's stream (system column) and is not sent.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, Skipped, compact, garbage,
-                   json_records, json_text, kql_string, when)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    Skipped,
+    compact,
+    garbage,
+    json_records,
+    json_text,
+    kql_string,
+    when,
+)
 
 STRINGS = {
     "AwsRegion": ("Region",),

@@ -85,13 +85,21 @@ def _name(field: str) -> str:
     return field.strip().lower().replace("_", "-")
 
 
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+CORE = {"srcaddr", "dstaddr", "interface-id", "action", "log-status"}
+
+
 def _header(line: str) -> list[str] | None:
-    """The field names of a header line, or None if the line is not a VPC flow header."""
+    """The field names of a header line, or None if the line is not a VPC flow header.
+
+    Names AWS may add in later versions are accepted (and not mapped) as long as the line is
+    made of field names, most of them known, including at least one core field.
+    """
     names = [_name(t) for t in line.split()]
-    if len(names) < 2 or any(n not in FIELDS and n not in UNMAPPED for n in names):
+    if len(names) < 3 or not all(_FIELD_NAME.match(n) for n in names):
         return None
-    if not any(n in ("srcaddr", "interface-id", "action", "log-status", "dstaddr")
-               for n in names):
+    known = [n for n in names if n in FIELDS or n in UNMAPPED]
+    if len(known) * 2 < len(names) or not CORE & set(names):
         return None
     return names
 

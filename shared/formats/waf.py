@@ -12,12 +12,24 @@ terminated it gives ``RuleGroupId``, ``TerminatingRule`` and ``ExcludedRules``.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
-from .base import (Format, Item, ObjectContext, Rejected, compact, garbage, int32,
-                   json_records, json_text, kql_string, when_epoch)
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    compact,
+    garbage,
+    int32,
+    json_records,
+    json_text,
+    kql_string,
+    when_epoch,
+)
 
 KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/WAFLogs/|(^|/)\d{12}_waflogs_")
 
