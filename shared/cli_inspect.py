@@ -64,7 +64,7 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
     if chosen.table is not None:
         result["stream"] = all_schemas().get(chosen.table, {}).get("stream")
     ctx = formats.ObjectContext(source="local", bucket="(local)", key=key, event_time=mtime)
-    if chosen.parse_bytes is not None and text.head.startswith("PAR1"):
+    if formats.wants_bytes(chosen, text.head):
         items = chosen.parse_bytes(b"".join(decompress(_chunks(file))), ctx)
     else:
         items = chosen.parse(text, ctx)

@@ -374,3 +374,20 @@ def test_raw_pretty_json_document_is_one_row_and_text_is_one_row_per_line() -> N
 def test_raw_record_without_any_time_is_rejected_not_sent_without_time() -> None:
     out = run(b"just text\n", "misc/notes.txt", event_time=None)
     assert out.rows == [] and "no time" in out.rejected[0].reason
+
+
+@pytest.mark.parametrize("fmt", [f.name for f in formats.FORMATS])
+def test_an_empty_object_gives_no_records_and_no_error(fmt: str) -> None:
+    case = next((c for c in CASES if c.fmt == fmt), None)
+    key = case.key if case else "misc/empty.txt"
+    keyed = formats.get(fmt).key_pattern is not None
+    assert formats.detect(key, "").name == (fmt if keyed else "raw")
+    for data in (b"", gzip.compress(b""), b"\n\n"):
+        out = run(data, key, override=fmt)
+        assert out.error is None and out.rows == [] and out.rejected == []
+
+
+def test_wants_bytes_only_for_parquet_content() -> None:
+    vpc, waf = formats.get("vpcflow"), formats.get("waf")
+    assert formats.wants_bytes(vpc, "PAR1\x00") and not formats.wants_bytes(vpc, VPC_HEADER)
+    assert not formats.wants_bytes(waf, "PAR1\x00")

@@ -11,7 +11,8 @@ from ..errors import FormatError
 from .base import Format, ObjectContext, Rejected, Skipped  # noqa: F401  (re-exported)
 from .registry import FORMATS, RAW
 
-__all__ = ["FORMATS", "RAW", "Format", "ObjectContext", "Rejected", "Skipped", "detect", "get"]
+__all__ = ["FORMATS", "RAW", "Format", "ObjectContext", "Rejected", "Skipped", "detect", "get",
+           "wants_bytes"]
 
 
 def get(name: str) -> Format:
@@ -26,6 +27,8 @@ def detect(key: str, head: str, *, override: str | None = None) -> Format:
     if override:
         return get(override)
     by_key = [f for f in FORMATS if f.key_pattern is not None and f.key_pattern.search(key)]
+    if by_key and not head.strip():
+        return by_key[0]  # an empty object: nothing to confirm, and nothing will be sent
     for fmt in by_key:
         if fmt.sniff(head):
             return fmt
@@ -39,3 +42,9 @@ def detect(key: str, head: str, *, override: str | None = None) -> Format:
         if fmt.content_detectable and fmt.sniff(head):
             return fmt
     return RAW
+
+
+def wants_bytes(fmt: Format, head: str) -> bool:
+    """True when the object is binary and must go to ``fmt.parse_bytes`` (the whole
+    decompressed object as bytes) instead of ``fmt.parse`` (VPC Flow Logs in Parquet)."""
+    return fmt.parse_bytes is not None and head.startswith("PAR1")

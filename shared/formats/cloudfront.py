@@ -85,6 +85,8 @@ def map_values(columns: list[str | None], values: list[str],
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("CloudFront standard log must start with '#Version:' / '#Fields:' "
                           "header lines naming the CloudFront fields")

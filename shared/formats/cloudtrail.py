@@ -134,6 +134,8 @@ def _ip_permission(params: Any) -> dict[str, Any]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError('CloudTrail file must be a JSON object starting with {"Records":[ '
                           "holding CloudTrail events (S3 event notifications are not)")

@@ -37,6 +37,8 @@ def sniff(head: str) -> bool:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("CloudWatch Logs subscription data must be JSON objects with "
                           "messageType DATA_MESSAGE/CONTROL_MESSAGE and logEvents")

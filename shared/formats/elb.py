@@ -133,6 +133,8 @@ def alb_row(f: list[str]) -> dict[str, Any]:
 
 
 def alb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not alb_sniff(text.head):
         raise FormatError("ALB access log lines must start with the request type "
                           "(http/https/h2/grpcs/ws/wss) and an ISO time")
@@ -176,6 +178,8 @@ def nlb_row(f: list[str]) -> dict[str, Any]:
 
 
 def nlb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not nlb_sniff(text.head):
         raise FormatError("NLB access log lines must start with 'tls <version> <time>'")
     yield from _lines(text, "NLB access log", 11, nlb_row)
@@ -229,6 +233,8 @@ def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, Any
 
 
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not classic_sniff(text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")

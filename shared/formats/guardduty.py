@@ -75,6 +75,8 @@ def map_finding(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("GuardDuty export must be JSON lines of findings "
                           "(schemaVersion, accountId, type, severity, ...)")

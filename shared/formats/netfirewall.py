@@ -158,6 +158,8 @@ def tls_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
 def _parser(kind: str, wanted: str | None, sniff: Callable[[str], bool],
             mapper: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]):
     def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+        if not text.head.strip():
+            return  # an empty object holds no records
         if not sniff(text.head):
             raise FormatError(f"Network Firewall {kind} log must be JSON lines of "
                               "{firewall_name, availability_zone, event_timestamp, event}"

@@ -55,6 +55,8 @@ def map_record(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("Route 53 Resolver query log must be JSON lines with query_name "
                           "and query_timestamp")

@@ -61,6 +61,8 @@ def map_fields(fields: list[str]) -> dict[str, Any]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("S3 server access log lines must start with "
                           "'<owner> <bucket> [dd/Mon/yyyy:HH:MM:SS +0000] '")

@@ -116,6 +116,8 @@ def _findings(value: Any) -> tuple[list[Any], str | None, str | None]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("Security Hub object must hold EventBridge 'Security Hub Findings' "
                           "events (or ASFF findings)")

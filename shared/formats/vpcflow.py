@@ -147,6 +147,8 @@ def _time(row: dict[str, Any], fallback: str | None) -> str | None:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if text.head.startswith("PAR1"):
         raise FormatError("VPC flow log object is Parquet: it must be read as bytes "
                           "(Format.parse_bytes); install pyarrow to read Parquet")

@@ -86,6 +86,8 @@ def map_record(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    if not text.head.strip():
+        return  # an empty object holds no records
     if not sniff(text.head):
         raise FormatError("WAF log must be JSON lines with webaclId and terminatingRuleId")
     for position, value in json_records(text, "WAF log"):
