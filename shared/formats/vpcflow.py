@@ -17,6 +17,7 @@ e.g. the documented Transit Gateway example) instead of the ingestion time.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -191,11 +192,12 @@ def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
                           "(pip install pyarrow) to read it") from err
     fallback = key_time(ctx.key) or ctx.event_time
     try:
-        table = pq.read_table(io.BytesIO(data))
+        batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=10_000)
+        first = next(batches, None)
     except Exception as err:  # pyarrow raises its own error types
         raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err
     position = 0
-    for batch in table.to_batches():
+    for batch in itertools.chain([first] if first is not None else [], batches):
         for record in batch.to_pylist():
             position += 1
             row = map_named(record)
