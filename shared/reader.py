@@ -18,6 +18,7 @@ from .errors import ObjectReadError
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 64 * 1024
+OUT_BYTES = 1024 * 1024  # largest piece of decompressed output yielded at once
 _MAX_VALUE_CHARS = 64 * 1024 * 1024  # one JSON value larger than this is not a log record
 
 
@@ -41,11 +42,13 @@ def decompress(chunks: Iterable[bytes], *, where: str = "object") -> Iterator[by
         while pending is not None:
             while pending:
                 fed = True
-                out = inflater.decompress(pending)
+                # bounded output per step: a small compressed chunk can inflate enormously
+                out = inflater.decompress(pending, OUT_BYTES)
                 if out:
                     yield out
                 if not inflater.eof:
-                    break
+                    pending = inflater.unconsumed_tail
+                    continue
                 pending, fed = inflater.unused_data, False
                 inflater = zlib.decompressobj(wbits=31)
                 if pending and not pending.lstrip(b"\x00"):

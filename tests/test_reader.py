@@ -76,3 +76,10 @@ def test_head_is_available_before_consumption():
     t = text_of(zlib.compress(b"") if False else b'{"Records":[]}')
     assert t.head.startswith('{"Records"')
     assert list(t.json_array_items("Records")) == []
+
+
+def test_highly_compressed_input_is_inflated_in_bounded_pieces():
+    data = gzip.compress(b"\n" * (40 * 1024 * 1024))
+    pieces = list(decompress([data]))
+    assert sum(len(p) for p in pieces) == 40 * 1024 * 1024
+    assert max(len(p) for p in pieces) <= 1024 * 1024
