@@ -249,3 +249,50 @@ class Ingestor:
                 report.transient = report.transient or err
             elif err is not None:
                 raise err
+
+
+class CircuitBreaker:
+    """Stops hammering a failing Logs Ingestion endpoint (per worker process).
+
+    After ``threshold`` objects in a row failed transiently, the circuit opens for
+    ``cooldown`` seconds (doubling up to ``max_cooldown`` while failures go on). While open,
+    work items are deferred (re-queued with a delay) instead of being tried, so an outage of
+    the service does not burn their dequeue count and push them into the poison queue. After
+    the cooldown one object is let through (half-open); its success closes the circuit.
+    """
+
+    def __init__(self, *, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.threshold, self.base, self.max = threshold, cooldown, max_cooldown
+        self._clock = clock
+        self._failures = 0
+        self._cooldown = cooldown
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._failures < self.threshold:
+                return "closed"
+            return "open" if self._clock() < self._open_until else "half_open"
+
+    def retry_in(self) -> float:
+        """Seconds until a trial is allowed (0 = go ahead)."""
+        with self._lock:
+            if self._failures < self.threshold:
+                return 0.0
+            return max(0.0, self._open_until - self._clock())
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._cooldown = self.base
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._failures >= self.threshold:
+                if self._clock() >= self._open_until and self._failures > self.threshold:
+                    self._cooldown = min(self.max, self._cooldown * 2)
+                self._open_until = self._clock() + self._cooldown

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.exceptions import AzureError
@@ -31,7 +31,7 @@ from .errors import (
     TransientError,
 )
 from .health import HEALTH_TABLE, ObjectStats, PollStats, report, run_check
-from .ingestion import Ingestor, RetryPolicy
+from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .queues import Queue, queue_service, table_client
@@ -52,6 +52,7 @@ class Connector:
     poison: Queue
     checkpoints: cp.Checkpoints
     ingestor: Ingestor
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connector:
@@ -82,6 +83,9 @@ class Connector:
 
     def emit_health(self, rows: list[dict[str, Any]]) -> None:
         """Health rows are telemetry: a failure to send them is logged, never fatal."""
+        if self.breaker.state == "open":
+            log.info("circuit open: %d health row(s) not sent", len(rows))
+            return
         try:
             result = self.ingestor.send(stream_of(HEALTH_TABLE),
                                         batches(enumerate(rows), self.settings.max_batch_bytes))
@@ -120,6 +124,7 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
         depth = None
     for stats in results:
         stats.poison_depth = depth
+        stats.circuit_state = conn.breaker.state
     conn.emit_health([s.row() for s in results])
     failed = [s for s in results if s.error]
     if failed:
@@ -221,10 +226,19 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         log.info("%s was already delivered (%s); skipped", ref.uri, progress.state)
         conn.emit_health([stats.row()])
         return stats
+    wait = conn.breaker.retry_in()
+    if wait > 0:
+        # the ingestion service is failing: park the item without spending its dequeue count
+        conn.work.send(ref.to_json(), delay=int(wait) + 1)
+        stats.finish("deferred", None, f"circuit open for {wait:.0f}s more")
+        conn.emit_health([stats.row()])
+        return stats
     progress.attempts += 1
     try:
         dead = deliver_object(conn, source, ref, progress, stats)
     except TransientError as err:
+        if err.kind == "delivery_transient":
+            conn.breaker.failure()
         progress.state = cp.RUNNING
         progress.last_error = err.message
         progress.first_failure = progress.first_failure or poison.now_iso()
@@ -250,6 +264,8 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         stats.finish("dead_lettered", ref.event_time, err.message)
         conn.emit_health([stats.row()])
         return stats
+    if stats.table is not None:
+        conn.breaker.success()
     progress.state = cp.PARTIAL if dead else cp.DONE
     conn.checkpoints.save(ref, progress)
     outcome = ("skipped" if stats.table is None else

@@ -63,12 +63,13 @@ class Queue:
                 pass
             self._created = True
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, delay: int = 0) -> None:
+        """Send one message; ``delay`` seconds before it becomes visible."""
         if len(text.encode()) > MAX_TEXT_BYTES:
             raise ValueError(f"queue message of {len(text.encode())} bytes exceeds "
                              f"{MAX_TEXT_BYTES}")
         self.ensure()
-        self._client.send_message(text)
+        self._client.send_message(text, visibility_timeout=delay or None)
 
     def depth(self) -> int:
         self.ensure()
