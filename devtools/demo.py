@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 def main() -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     import boto3
+    from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
 
     from devtools.hostsim import HostSim
     from devtools.stack import LocalStack
-    from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
 
     t0 = time.monotonic()
     with LocalStack() as stack:

@@ -1,7 +1,8 @@
 """The circuit breaker: opens after repeated object-level outages, defers work items instead
 of burning their dequeue count, and closes again after a successful trial."""
-from shared.ingestion import CircuitBreaker
 from sample_logs import guardduty
+
+from shared.ingestion import CircuitBreaker
 
 
 class Clock:

@@ -265,8 +265,8 @@ def key_time(key: str) -> str | None:
 
 # ---- framing helpers -----------------------------------------------------------------------
 
-_TOKEN = re.compile(r'\[[^\]]*\](?=\s|$)|(?:"(?:[^"\\]|\\.)*"|[^\s"]|")+')
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_TOKEN = re.compile(r'\[[^\]]*\](?=\s|$)|(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]+|")+')
+_QUOTED = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
 
 
 def split_fields(line: str) -> list[str]:
@@ -277,13 +277,16 @@ def split_fields(line: str) -> list[str]:
     removed.
     """
     out = []
-    for m in _TOKEN.finditer(line):
-        token = m.group(0)
-        if token.startswith("[") and token.endswith("]") and m.end() - m.start() > 1:
+    for token in _TOKEN.findall(line):
+        first = token[0]
+        if first == "[" and token[-1] == "]" and len(token) > 1:
             out.append(token[1:-1])
-            continue
-        q = _QUOTED.fullmatch(token)
-        out.append(q.group(1).replace('\\"', '"') if q else token)
+        elif first == '"':
+            q = _QUOTED.fullmatch(token)
+            out.append((q.group(1).replace('\\"', '"') if "\\" in token else q.group(1))
+                       if q else token)
+        else:
+            out.append(token)
     return out
 
 

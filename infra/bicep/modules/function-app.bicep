@@ -104,20 +104,21 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
     }
   }
+}
 
-  resource settings 'config' = {
-    // This is the appsettings config (name/value pairs), not the web config; checkov reads every
-    // Microsoft.Web/sites/config as web config, so its web-config checks do not apply here:
-    // checkov:skip=CKV_AZURE_13: Not web config (appsettings). Authentication is function keys on /api/health; triggers are not HTTP.
-    // checkov:skip=CKV_AZURE_63: Not web config (appsettings). Logs go to Application Insights.
-    // checkov:skip=CKV_AZURE_65: Not web config (appsettings). Errors go to Application Insights.
-    // checkov:skip=CKV_AZURE_66: Not web config (appsettings). Requests are traced in Application Insights.
-    // checkov:skip=CKV_AZURE_80: Not web config (appsettings); a Python app has no .NET Framework version.
-    // checkov:skip=CKV_AZURE_88: Not web config (appsettings); Flex Consumption has no Azure Files content share.
-    // checkov:skip=CKV_AZURE_222: Not web config (appsettings); public access is set on the site, see its skip reason.
-    name: 'appsettings'
-    properties: appSettings
-  }
+resource appSettingsConfig 'Microsoft.Web/sites/config@2024-04-01' = {
+  // This is the appsettings config (name/value pairs), not the web config; checkov reads every
+  // Microsoft.Web/sites/config as web config, so its web-config checks do not apply here:
+  // checkov:skip=CKV_AZURE_13: Not web config (appsettings). Authentication is function keys on /api/health; triggers are not HTTP.
+  // checkov:skip=CKV_AZURE_63: Not web config (appsettings). Logs go to Application Insights.
+  // checkov:skip=CKV_AZURE_65: Not web config (appsettings). Errors go to Application Insights.
+  // checkov:skip=CKV_AZURE_66: Not web config (appsettings). Requests are traced in Application Insights.
+  // checkov:skip=CKV_AZURE_80: Not web config (appsettings); a Python app has no .NET Framework version.
+  // checkov:skip=CKV_AZURE_88: Not web config (appsettings); Flex Consumption has no Azure Files content share.
+  // checkov:skip=CKV_AZURE_222: Not web config (appsettings); public access is set on the site, see its skip reason.
+  parent: functionApp
+  name: 'appsettings'
+  properties: appSettings
 }
 
 @description('Name of the Function App.')
