@@ -3,7 +3,33 @@
 Detection order: a per-source override rule (key regex -> format) wins; then the S3 key layout
 AWS uses, confirmed by the content; then the content alone; then the raw fallback table.
 When the key says one format and the content disagrees, that is a ``FormatError`` with the
-reason, never a silent row of empty columns.
+reason, never a silent row of empty columns. An empty object is its key's format (or raw) and
+gives no records.
+
+==========================  ===============================  ===================================
+format                      table                            recognised by
+==========================  ===============================  ===================================
+cloudtrail                  AWSCloudTrail                    ``_CloudTrail_`` name / folder
+cloudtrail-digest           (none: skipped, counted)         ``CloudTrail-Digest`` (key only)
+vpcflow                     AWSVPCFlow                       ``vpcflowlogs`` (also Hive keys)
+alb / nlb / elb-classic     AWSALBAccessLogs /               ``_elasticloadbalancing_`` name
+                            AWSNLBAccessLogs /               (``app.`` / ``net.`` / other)
+                            AWSELBClassicAccessLogs_CL
+cloudfront                  AWSCloudFront_AccessLog_CL       ``<dist-id>.YYYY-MM-DD-HH.<id>``
+s3-access                   AWSS3ServerAccess                ``YYYY-MM-DD-HH-MM-SS-<16 chars>``
+waf                         AWSWAF                           ``WAFLogs`` / ``_waflogs_``
+route53-resolver            AWSRoute53Resolver               ``vpcdnsquerylogs``
+network-firewall-{alert,    AWSNetworkFirewallAlert / Flow   ``network-firewall/<type>/``
+flow,tls}                   / Tls
+cloudwatch                  AWSCloudWatch                    content (Firehose keys are free)
+securityhub                 AWSSecurityHubFindings           content (Firehose keys are free)
+guardduty                   AWSGuardDuty                     ``AWSLogs/<acct>/GuardDuty/``
+raw                         AWSS3Raw_CL                      anything else
+==========================  ===============================  ===================================
+
+Binary objects (VPC Flow Logs in Parquet) cannot be parsed from decoded text: when
+``wants_bytes(fmt, head)`` the caller passes the whole decompressed object to
+``fmt.parse_bytes(data, ctx)`` instead of ``fmt.parse(text, ctx)``.
 """
 from __future__ import annotations
 
