@@ -294,8 +294,13 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                 event_time=ref.event_time)
     rejected: list[formats.Rejected] = []
 
+    if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet)
+        items = fmt.parse_bytes(text.raw_bytes(), ctx)
+    else:
+        items = fmt.parse(text, ctx)
+
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        for position, item in enumerate(fmt.parse(text, ctx)):
+        for position, item in enumerate(items):
             if isinstance(item, formats.Rejected):
                 rejected.append(formats.Rejected(position, item.reason, item.raw))
                 continue

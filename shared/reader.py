@@ -73,7 +73,9 @@ class TextSource:
         self._buffer: list[str] = []
         head = []
         size = 0
+        self._head_raw: list[bytes] = []
         for chunk in self._bytes:
+            self._head_raw.append(chunk)
             text = self._decoder.decode(chunk)
             head.append(text)
             size += len(text)
@@ -84,6 +86,21 @@ class TextSource:
             self.head = self.head[1:]
         self._pending: str | None = self.head
         self.bytes_read = 0
+
+    def raw_bytes(self, *, limit: int = 512 * 1024 * 1024) -> bytes:
+        """The whole (decompressed) object as bytes, for binary formats such as Parquet that
+        need random access. Only before any text was consumed; refuses more than ``limit``."""
+        if self._pending is None:
+            raise RuntimeError("raw_bytes() after the text was consumed")
+        self._pending = None
+        parts, size = list(self._head_raw), sum(len(c) for c in self._head_raw)
+        for chunk in self._bytes:
+            size += len(chunk)
+            if size > limit:
+                raise ObjectReadError(f"{self.where}: binary object larger than {limit} bytes "
+                                      "cannot be read in memory")
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _text_chunks(self) -> Iterator[str]:
         if self._pending is not None:

@@ -209,3 +209,31 @@ def test_transient_failures_that_outlast_retries_resume_then_dead_letter_then_re
     # THEN only the missing records are sent: every record exactly once overall
     assert len(world.accepted(CT)) == n - delivered
     assert host.poison_items() == []
+
+
+def test_vpc_flow_logs_in_parquet_go_through_the_pipeline(world):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = world.add_source("parquet")
+    n = 500
+    table = pa.table({"version": [5] * n, "account_id": ["123456789012"] * n,
+                      "interface_id": ["eni-1"] * n,
+                      "srcaddr": [f"10.0.0.{i % 250}" for i in range(n)],
+                      "dstaddr": ["198.51.100.1"] * n, "srcport": list(range(n)),
+                      "dstport": [443] * n, "protocol": [6] * n, "packets": [3] * n,
+                      "bytes": [1500] * n, "start": [1704164700] * n, "end": [1704164760] * n,
+                      "action": ["ACCEPT"] * n, "log_status": ["OK"] * n})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="gzip")
+    key = ("AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/"
+           "year=2024/month=01/day=02/123456789012_vpcflowlogs_us-east-1_fl-1_20240102T0305Z_"
+           "abcd.log.parquet")
+    world.put(src, key, buf.getvalue())
+    host, result = run(world)
+    rows = world.accepted(VPC)
+    assert len(rows) == n and result.failed == 0 and host.poison_items() == []
+    assert sorted(r["SrcPort"] for r in rows) == list(range(n))
+    assert rows[0]["TimeGenerated"] == "2024-01-02T03:05:00Z"
