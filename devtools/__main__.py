@@ -1,0 +1,6 @@
+"""``python -m devtools`` = ``python -m devtools.stack``."""
+import sys
+
+from .stack import main
+
+sys.exit(main())

@@ -1,0 +1,329 @@
+"""HTTPS emulator of the Azure Monitor Logs Ingestion API.
+
+``POST /dataCollectionRules/{dcrImmutableId}/streams/{stream}?api-version=2023-01-01``
+
+Checks, in order: bearer token (signature, exp, aud ``https://monitor.azure.com``) -> 401;
+DCR immutable id -> 404; caller's oid in ``allowed_principals`` -> 403; injected fault;
+wire and gunzipped size <= 1 MiB -> 413; body is a JSON array of objects -> 400; stream known
+-> 400 ``InvalidStream``; every key a declared column with a value of the column's JSON type
+-> 400. Success is 204 with no body. Errors are ``{"error": {"code", "message"}}`` plus the
+``x-ms-error-code`` header.
+
+The column check is stricter than the service (which drops undeclared columns silently): here an
+undeclared column is a bug in the mapper and should fail loudly. Stream declarations come from
+``shared/schemas/*.json`` (``{"table", "stream", "outputStream", "columns": [{"name", "type"}]}``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import ssl
+import threading
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import tokens
+from ._http import Emulator, Handler
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "shared" / "schemas"
+DEFAULT_DCR_IMMUTABLE_ID = "dcr-00000000000000000000000000000000"
+AUDIENCE = "https://monitor.azure.com"
+MAX_BODY_BYTES = 1_048_576
+_PATH = re.compile(r"^/dataCollectionRules/(?P<dcr>[^/]+)/streams/(?P<stream>[^/]+)/?$")
+_DEFAULT_CODES = {400: "InvalidPayload", 401: "InvalidToken", 403: "OperationFailed", 404: "NotFound",
+                  413: "ContentLengthLimitExceeded", 429: "TooManyRequests", 500: "InternalServerError",
+                  503: "ServiceUnavailable"}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, service error code, message, extra headers."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+@dataclass
+class Fault:
+    """A scripted answer for the next ``count`` matching requests (see ``inject``)."""
+
+    status: int | None = None
+    count: int = 1
+    retry_after: float | None = None
+    latency: float = 0.0
+    reset: bool = False
+    stream: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestionRequest:
+    """One request as seen by the emulator (also failed and faulted ones)."""
+
+    stream: str
+    status: int
+    compressed_size: int     # bytes on the wire (== uncompressed_size without gzip)
+    uncompressed_size: int
+    record_count: int
+    client_request_id: str | None
+    error_code: str | None = None
+    principal_id: str | None = None
+
+
+def _is_datetime(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        return False
+    return True
+
+
+_TYPE_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "long": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "real": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "datetime": _is_datetime,
+    "dynamic": lambda v: True,
+}
+
+
+def load_schemas(directory: Path | str) -> dict[str, dict[str, str]]:
+    """Return ``{stream: {column: type}}`` for every ``*.json`` declaration in ``directory``."""
+    streams: dict[str, dict[str, str]] = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        decl = json.loads(path.read_text(encoding="utf-8"))
+        columns = {c["name"]: c["type"].lower() for c in decl["columns"]}
+        unknown = {t for t in columns.values() if t not in _TYPE_CHECKS}
+        if unknown:
+            raise ValueError(f"{path}: unknown column types {sorted(unknown)}")
+        streams[decl["stream"]] = columns
+    logger.debug("loaded %d stream declarations from %s", len(streams), directory)
+    return streams
+
+
+class _IngestionHandler(Handler["LogsIngestionEmulator"]):
+    def do_POST(self) -> None:
+        self.emulator._handle_post(self)
+
+    def do_GET(self) -> None:
+        self._method_not_allowed()
+
+    do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _method_not_allowed(self) -> None:
+        self.read_body()
+        self.send_json(405, {"error": {"code": "MethodNotAllowed", "message": f"{self.command} is not supported"}},
+                       {"x-ms-error-code": "MethodNotAllowed"})
+
+
+class LogsIngestionEmulator(Emulator):
+    """The Logs Ingestion API with one known DCR, schema checks and scriptable faults."""
+
+    handler_class = _IngestionHandler
+
+    def __init__(
+        self,
+        secret: bytes | str,
+        ssl_context: ssl.SSLContext,
+        *,
+        schemas_dir: Path | str = DEFAULT_SCHEMAS_DIR,
+        dcr_immutable_id: str = DEFAULT_DCR_IMMUTABLE_ID,
+        allowed_principals: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.secret = secret
+        self.dcr_immutable_id = dcr_immutable_id
+        self.streams = load_schemas(schemas_dir)
+        self.allowed_principals: set[str] | None = set(allowed_principals) if allowed_principals is not None else None
+        self.requests: list[IngestionRequest] = []
+        self._accepted: list[tuple[str, dict[str, Any]]] = []
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        super().__init__(host=host, port=port, ssl_context=ssl_context)
+
+    # ---- test API -------------------------------------------------------------------------
+    def accepted(self, stream: str | None = None) -> list[dict[str, Any]]:
+        """Records accepted so far (all streams in arrival order, or one stream)."""
+        with self._lock:
+            return [r for s, r in self._accepted if stream is None or s == stream]
+
+    def inject(
+        self,
+        status: int | None = None,
+        *,
+        count: int = 1,
+        retry_after: float | None = None,
+        latency: float = 0.0,
+        reset: bool = False,
+        stream: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """Queue a scripted answer for the next ``count`` requests (to ``stream`` if given).
+
+        ``status`` answers with that error (and ``Retry-After`` if ``retry_after``); ``reset``
+        drops the connection unanswered; ``latency`` delays the answer, which without
+        ``status``/``reset`` is then processed normally. Faulted requests store nothing.
+        """
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        fault = Fault(status, count, retry_after, latency, reset, stream, code, message)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def pending_faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def reset(self) -> None:
+        """Forget records, requests and pending faults; allow every principal again."""
+        with self._lock:
+            self._accepted.clear()
+            self.requests.clear()
+            self._faults.clear()
+            self.allowed_principals = None
+
+    # ---- request processing ---------------------------------------------------------------
+    def _take_fault(self, stream: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.stream in (None, stream):
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _handle_post(self, h: Handler) -> None:
+        body = h.read_body()
+        match = _PATH.match(h.path_only)
+        stream = match["stream"] if match else ""
+        info: dict[str, Any] = {"compressed_size": len(body), "uncompressed_size": len(body), "record_count": 0}
+        try:
+            if not match:
+                raise ApiError(404, "NotFound", f"No route for {h.command} {h.path_only}")
+            claims = self._authenticate(h.headers.get("Authorization"))
+            info["principal_id"] = claims.get("oid")
+            if match["dcr"] != self.dcr_immutable_id:
+                raise ApiError(404, "NotFound", f"Data collection rule with immutable Id '{match['dcr']}' not found.")
+            if self.allowed_principals is not None and claims.get("oid") not in self.allowed_principals:
+                raise ApiError(403, "OperationFailed",
+                               "The authentication token provided does not have access to ingest data for the "
+                               f"data collection rule with immutable Id '{match['dcr']}'.")
+            fault = self._take_fault(stream)
+            if fault is not None:
+                if fault.latency:
+                    time.sleep(fault.latency)
+                if fault.reset:
+                    logger.info("fault: dropping connection for %s", stream)
+                    self._log(stream, 0, info, "ConnectionReset", h)
+                    h.abort_connection()
+                    return
+                if fault.status is not None:
+                    code = fault.code or _DEFAULT_CODES.get(fault.status, "InjectedFault")
+                    headers = {}
+                    if fault.retry_after is not None:
+                        ra = fault.retry_after
+                        headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+                    raise ApiError(fault.status, code, fault.message or f"Injected fault {fault.status}", headers)
+            records = self._parse(body, h.headers.get("Content-Encoding", ""), info)
+            self._validate(stream, records)
+        except ApiError as err:
+            self._log(stream, err.status, info, err.code, h)
+            h.send_json(err.status, {"error": {"code": err.code, "message": err.message}},
+                        {"x-ms-error-code": err.code, **err.headers})
+            return
+        with self._lock:
+            self._accepted.extend((stream, r) for r in records)
+        self._log(stream, 204, info, None, h)
+        h.send_empty(204)
+
+    def _log(self, stream: str, status: int, info: dict[str, Any], code: str | None, h: Handler) -> None:
+        entry = IngestionRequest(stream, status, info["compressed_size"], info["uncompressed_size"],
+                                 info["record_count"], h.headers.get("x-ms-client-request-id"), code,
+                                 info.get("principal_id"))
+        with self._lock:
+            self.requests.append(entry)
+        (logger.debug if status < 400 else logger.info)("ingest %s -> %s %s", stream, status, code or "")
+
+    def _authenticate(self, header: str | None) -> dict[str, Any]:
+        if not header or not header.startswith("Bearer "):
+            raise ApiError(401, "InvalidToken", "An authentication token is required (Authorization: Bearer).")
+        try:
+            return tokens.verify(header[len("Bearer "):], self.secret, AUDIENCE)
+        except tokens.TokenError as exc:
+            raise ApiError(401, "InvalidToken", f"The authentication token is invalid: {exc}.") from exc
+
+    @staticmethod
+    def _too_large(size: int) -> ApiError:
+        return ApiError(413, "ContentLengthLimitExceeded",
+                        f"Maximum allowed content length: {MAX_BODY_BYTES} bytes (1 MB). "
+                        f"Provided content length: {size} bytes.")
+
+    def _parse(self, body: bytes, encoding: str, info: dict[str, Any]) -> list[dict[str, Any]]:
+        if len(body) > MAX_BODY_BYTES:
+            raise self._too_large(len(body))
+        if encoding.strip().lower() == "gzip":
+            try:
+                # Bounded decompression: never inflate more than the limit + 1 byte.
+                d = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                raw = d.decompress(body, MAX_BODY_BYTES + 1)
+                if len(raw) > MAX_BODY_BYTES:
+                    size = len(raw) + sum(len(c) for c in _drain(d))
+                    info["uncompressed_size"] = size
+                    raise self._too_large(size)
+                if not d.eof:
+                    raise zlib.error("truncated gzip stream")
+                body = raw
+            except zlib.error as exc:
+                raise ApiError(400, "InvalidContentEncoding", f"The gzip body could not be decompressed: {exc}") from exc
+            info["uncompressed_size"] = len(body)
+        try:
+            records = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ApiError(400, "InvalidPayload", f"The request body is not valid JSON: {exc}") from exc
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ApiError(400, "InvalidPayload", "The request body must be a JSON array of objects.")
+        info["record_count"] = len(records)
+        return records
+
+    def _validate(self, stream: str, records: list[dict[str, Any]]) -> None:
+        columns = self.streams.get(stream)
+        if columns is None:
+            raise ApiError(400, "InvalidStream",
+                           f"Stream '{stream}' is not declared in data collection rule '{self.dcr_immutable_id}'.")
+        for index, record in enumerate(records):
+            for name, value in record.items():
+                kind = columns.get(name)
+                if kind is None:
+                    raise ApiError(400, "InvalidPayload",
+                                   f"Record {index}: column '{name}' is not declared in stream '{stream}'.")
+                if value is not None and not _TYPE_CHECKS[kind](value):
+                    raise ApiError(400, "InvalidPayload",
+                                   f"Record {index}: column '{name}' of type '{kind}' got "
+                                   f"{type(value).__name__} value {str(value)[:80]!r}.")
+
+
+def _drain(d: Any, chunk: int = 1 << 20) -> Iterable[bytes]:
+    """Yield the rest of a decompression in bounded pieces (to measure, not to keep)."""
+    data = d.unconsumed_tail
+    while data:
+        out = d.decompress(data, chunk)
+        yield out
+        data = d.unconsumed_tail
+    yield d.flush()
