@@ -112,7 +112,7 @@ class AwsSessions:
                  secrets: KeyVaultSecrets | None):
         self._settings = settings
         self._azure = azure
-        self._secrets = secrets
+        self.secrets = secrets
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
@@ -132,12 +132,12 @@ class AwsSessions:
         if source.role_arn:
             return boto3.Session(botocore_session=self._federated(source),
                                  region_name=source.region)
-        if self._secrets is None or not (source.access_key_id_secret
+        if self.secrets is None or not (source.access_key_id_secret
                                          and source.secret_access_key_secret):
             raise FatalError(f"source {source.name}: no roleArn and no Key Vault key secrets")
         return boto3.Session(
-            aws_access_key_id=self._secrets.get(source.access_key_id_secret, fresh=fresh_secrets),
-            aws_secret_access_key=self._secrets.get(source.secret_access_key_secret,
+            aws_access_key_id=self.secrets.get(source.access_key_id_secret, fresh=fresh_secrets),
+            aws_secret_access_key=self.secrets.get(source.secret_access_key_secret,
                                                     fresh=fresh_secrets),
             region_name=source.region)
 

@@ -365,6 +365,8 @@ def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
     for source in conn.settings.sources:
         checks.append(run_check(f"aws:{source.name}", lambda s=source: _aws_check(conn, s)))
         checks.append(run_check(f"sqs:{source.name}", lambda s=source: _sqs_check(conn, s)))
+    if conn.aws.secrets is not None:
+        checks.append(run_check("key_vault", lambda: _vault_check(conn)))
     checks.append(run_check("work_queue", lambda: {"depth": conn.work.depth()}))
     checks.append(run_check("poison_queue", lambda: {"depth": conn.poison.depth()}))
     return report(checks)
@@ -373,6 +375,14 @@ def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
 def _token_check(conn: Connector) -> dict[str, Any]:
     token = conn.azure.get_token(MONITOR_SCOPE)
     return {"expires_in_s": int(token.expires_on - time.time())}
+
+
+def _vault_check(conn: Connector) -> dict[str, Any]:
+    names = [n for s in conn.settings.sources if s.uses_keys
+             for n in (s.access_key_id_secret, s.secret_access_key_secret) if n]
+    for name in names:
+        conn.aws.secrets.get(name, fresh=True)  # readable now, not only cached
+    return {"secrets": len(names)}
 
 
 def _aws_check(conn: Connector, source: Source) -> dict[str, Any]:

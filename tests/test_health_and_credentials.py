@@ -24,11 +24,12 @@ def test_health_is_200_with_every_component_when_all_is_well(world):
     assert status == 200 and body["status"] == "healthy"
     comps = body["components"]
     assert set(comps) == {"settings", "azure_token", "aws:keys", "sqs:keys", "aws:fed",
-                          "sqs:fed", "work_queue", "poison_queue"}
+                          "sqs:fed", "key_vault", "work_queue", "poison_queue"}
     assert all(c["status"] == "ok" for c in comps.values())
     assert comps["aws:fed"]["mode"] == "federation" and comps["aws:keys"]["mode"] == \
         "keyvault-keys"
     assert comps["sqs:keys"]["backlog"] == 0 and comps["poison_queue"]["depth"] == 0
+    assert comps["key_vault"]["secrets"] == 2
 
 
 def test_health_is_503_naming_the_broken_component(world):
@@ -57,6 +58,7 @@ def test_missing_key_vault_secret_is_a_failed_aws_component(world):
     status, body = call_health()
     assert status == 503
     assert "does-not-exist" in body["components"]["aws:nokeys"]["error"]
+    assert "does-not-exist" in body["components"]["key_vault"]["error"]
 
 
 def test_keys_are_read_again_from_key_vault_once_when_aws_refuses_them(world):
