@@ -212,14 +212,21 @@ def generate(schema_dir: Path = SCHEMA_DIR, out: Path = OUT) -> tuple[str, list[
     return render(groups, schemas), groups
 
 
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def check(schema_dir: Path = SCHEMA_DIR, out: Path = OUT) -> list[str]:
     """Problems with the committed streams.bicep (empty list = current)."""
     if not out.exists():
-        return [f"{out.relative_to(ROOT)} is missing: run python tools/gen_bicep_streams.py"]
+        return [f"{_rel(out)} is missing: run python tools/gen_bicep_streams.py"]
     text, groups = generate(schema_dir, out)
     problems = []
     if out.read_text() != text:
-        problems.append(f"{out.relative_to(ROOT)} is stale (schema files changed): "
+        problems.append(f"{_rel(out)} is stale (schema files changed): "
                         "run python tools/gen_bicep_streams.py")
     for i, group in enumerate(groups, 1):
         if len(group) > MAX_STREAMS_PER_DCR:
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     text, groups = generate()
     OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}: {sum(len(g) for g in groups)} streams in "
+    print(f"wrote {_rel(OUT)}: {sum(len(g) for g in groups)} streams in "
           f"{len(groups)} DCR(s): " + "; ".join(f"dcr {i}: {len(g)}" for i, g in
                                                 enumerate(groups, 1)))
     return 0

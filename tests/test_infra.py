@@ -1,0 +1,204 @@
+"""Offline checks of infra/ (tools/validate_infra.py) under pytest.
+
+GIVEN the Bicep, CloudFormation, workbook and alert files in infra/ and the stream schemas in
+shared/schemas, WHEN each validation stage runs, THEN it reports no problem. The negative tests
+prove the checks can fail: an unknown KQL column, an unparseable Bicep file, a stale generated
+streams.bicep, a missing or unknown app setting. checkov runs once per framework (module fixture).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import gen_bicep_streams as gen  # noqa: E402
+import validate_infra as vi  # noqa: E402
+
+NODE = shutil.which("node")
+KUSTO = ROOT / "node_modules" / "@kusto" / "language-service-next"
+needs_node = pytest.mark.skipif(NODE is None or not KUSTO.exists(),
+                                reason="node and node_modules/@kusto/language-service-next needed "
+                                       "(npm install)")
+
+
+def assert_ok(stage: vi.Stage) -> None:
+    assert stage.ok, f"{stage.name}:\n" + "\n".join(stage.problems)
+
+
+# ---- Bicep ---------------------------------------------------------------------------------
+def test_every_bicep_file_parses_with_pycep():
+    stage = vi.check_bicep_parse()
+    assert_ok(stage)
+    assert stage.counts["files"] >= 10
+
+
+def test_unparseable_bicep_is_reported(tmp_path: Path):
+    # checkov passes a file it cannot parse, so the parse stage must catch it.
+    bad = tmp_path / "bad.bicep"
+    bad.write_text("var x = [for y in z if (y): y]\n")  # filtered for: pycep rejects it
+    stage = vi.check_bicep_parse([bad])
+    assert not stage.ok
+    assert "pycep cannot parse" in stage.problems[0]
+
+
+def test_streams_bicep_is_generated_from_every_schema_file():
+    stage = vi.check_streams()
+    assert_ok(stage)
+    schema_files = sorted((ROOT / "shared" / "schemas").glob("*.json"))
+    assert stage.counts["streams"] == len(schema_files)
+    assert stage.counts["dcrs"] == -(-len(schema_files) // vi.MAX_STREAMS_PER_DCR)
+
+
+def test_generator_check_notices_a_new_schema_file(tmp_path: Path):
+    schemas = tmp_path / "schemas"
+    shutil.copytree(ROOT / "shared" / "schemas", schemas)
+    out = tmp_path / "streams.bicep"
+    shutil.copy(gen.OUT, out)
+    assert gen.check(schemas, out) == []
+    (schemas / "AWSNewThing_CL.json").write_text(json.dumps({
+        "table": "AWSNewThing_CL", "stream": "Custom-AWSNewThing",
+        "outputStream": "Custom-AWSNewThing_CL",
+        "columns": [{"name": "TimeGenerated", "type": "datetime"}]}))
+    problems = gen.check(schemas, out)
+    assert problems and "stale" in problems[0]
+
+
+def test_generator_keeps_tables_in_their_dcr_and_respects_the_limit():
+    def s(name: str) -> gen.Schema:
+        return gen.Schema(name, f"Custom-{name}", f"Microsoft-{name}", f"{name}.json")
+
+    existing = [s(f"T{i:02}") for i in range(12)]
+    first = gen.assign_groups(existing, [])
+    assert [len(g) for g in first] == [10, 2]
+    previous = [[x.table for x in g] for g in first]
+    # A new table sorting first must not push existing tables into another DCR.
+    grown = gen.assign_groups([s("A00")] + existing, previous)
+    assert [[x.table for x in g] for g in grown][0] == previous[0]
+    assert "A00" in [x.table for x in grown[1]]
+    assert all(len(g) <= gen.MAX_STREAMS_PER_DCR for g in grown)
+    # The health table goes first on a fresh assignment.
+    fresh = gen.assign_groups([s("AWSS3ConnectorHealth_CL")] + existing, [])
+    assert fresh[0][0].table == "AWSS3ConnectorHealth_CL"
+
+
+def test_dcr_streams_and_flows_come_from_the_schema_files():
+    text = gen.OUT.read_text()
+    for path in sorted((ROOT / "shared" / "schemas").glob("*.json")):
+        assert f"loadJsonContent('../../shared/schemas/{path.name}')" in text
+    dcr = (ROOT / "infra" / "bicep" / "modules" / "dcr.bicep").read_text()
+    assert "kind: 'Direct'" in dcr
+    assert "transformKql: 'source'" in dcr
+    assert "outputStream: schema.outputStream" in dcr
+
+
+# ---- app settings, RBAC, parameters --------------------------------------------------------
+def test_main_bicep_sets_exactly_the_settings_the_code_and_host_read():
+    assert_ok(vi.check_app_settings())
+
+
+def test_app_settings_check_flags_missing_unknown_and_flex_rejected_settings():
+    settings = dict(vi.bicep_app_settings())
+    del settings["DCR_IMMUTABLE_ID"]
+    settings["SOMETHING_NOBODY_READS"] = "x"
+    settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
+    problems = "\n".join(vi.check_app_settings(settings).problems)
+    assert "DCR_IMMUTABLE_ID is read by the code" in problems
+    assert "SOMETHING_NOBODY_READS is read by neither" in problems
+    assert "FUNCTIONS_WORKER_RUNTIME is not supported on Flex" in problems
+
+
+def test_role_assignments_are_least_privilege_and_avm_style():
+    stage = vi.check_rbac()
+    assert_ok(stage)
+    assert stage.counts["role_assignments"] == len(vi.EXPECTED_ASSIGNMENTS)
+
+
+def test_parameters_example_matches_main_bicep_and_the_config_parser():
+    assert_ok(vi.check_parameters())
+
+
+# ---- KQL -----------------------------------------------------------------------------------
+@needs_node
+def test_every_workbook_alert_and_transform_query_analyses_without_errors():
+    stage = vi.check_kql()
+    assert_ok(stage)
+    assert stage.counts["workbook"] >= 10
+    assert stage.counts["alerts"] == 4
+    assert stage.counts["transforms"] == len(list((ROOT / "shared" / "schemas").glob("*.json")))
+
+
+def _kql(payload: dict) -> tuple[int, dict]:
+    proc = subprocess.run([NODE, str(ROOT / "tools" / "kql_check.js")],
+                          input=json.dumps(payload), capture_output=True, text=True, timeout=120)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+@needs_node
+def test_kql_checker_fails_on_an_unknown_column():
+    tables = vi.kusto_tables()
+    code, report = _kql({"tables": tables, "queries": [
+        {"name": "good", "query": "AWSS3ConnectorHealth_CL | summarize max(SqsBacklog)"},
+        {"name": "bad", "query": "AWSS3ConnectorHealth_CL | where NoSuchColumn > 0"},
+    ]})
+    assert code == 1
+    assert report["errors"] == 1
+    good, bad = report["results"]
+    assert good["diagnostics"] == []
+    assert bad["diagnostics"][0]["severity"] == "Error"
+    assert "NoSuchColumn" in bad["diagnostics"][0]["message"]
+
+
+@needs_node
+def test_kql_checker_fails_on_an_unknown_table_and_in_a_transform():
+    doc = vi.load_schemas()["AWSCloudTrail"]
+    code, report = _kql({"tables": vi.kusto_tables(), "queries": [
+        {"name": "table", "query": "AWSNoSuchTable | take 1"},
+        {"name": "transform", "query": "source | extend X = NotDeclared",
+         "tables": {"source": vi.stream_source_table(doc)}},
+    ]})
+    assert code == 1
+    assert report["errors"] == 2
+
+
+@needs_node
+def test_kql_stage_fails_on_a_bad_workbook_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    workbook = json.loads((vi.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())
+    workbook["items"].append({"type": 3, "name": "broken", "content": {
+        "version": "KqlItem/1.0", "query": "AWSS3ConnectorHealth_CL | summarize sum(Bites)"}})
+    (tmp_path / "broken.workbook.json").write_text(json.dumps(workbook))
+    monkeypatch.setattr(vi, "WORKBOOK_DIR", tmp_path)
+    stage = vi.check_kql()
+    assert not stage.ok
+    assert any("#broken" in p and "Bites" in p for p in stage.problems)
+
+
+# ---- AWS -----------------------------------------------------------------------------------
+def test_cloudformation_is_cfn_lint_clean():
+    assert_ok(vi.check_cfn_lint())
+
+
+def test_aws_role_trust_and_permissions_are_pinned():
+    stage = vi.check_aws_policy()
+    assert_ok(stage)
+
+
+# ---- checkov (slowest: one run per framework) ----------------------------------------------
+@pytest.fixture(scope="module")
+def checkov_reports() -> dict:
+    return {"bicep": vi.run_checkov(vi.BICEP_DIR, "bicep"),
+            "cloudformation": vi.run_checkov(vi.AWS_DIR, "cloudformation")}
+
+
+def test_checkov_has_no_failed_checks_and_every_skip_has_a_reason(checkov_reports: dict):
+    stage = vi.check_checkov(reports=checkov_reports)
+    assert_ok(stage)
+    assert stage.counts["bicep_passed"] > 0
+    assert stage.counts["cloudformation_passed"] > 0
+    assert stage.counts["parsing_errors"] == 0

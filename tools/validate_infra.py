@@ -1,0 +1,850 @@
+"""Offline checks of infra/: Bicep, CloudFormation, KQL and app settings.
+
+Run from the repository root with the project venv (``make validate``):
+
+    .venv/bin/python tools/validate_infra.py [--skip-checkov] [--json]
+
+What it checks (each is one "stage"; the summary prints counts per stage):
+
+* bicep-parse    every infra/bicep/**/*.bicep parses with pycep-parser (checkov silently passes a
+                 file it cannot parse, so this runs first)
+* streams        infra/bicep/streams.bicep is what tools/gen_bicep_streams.py writes from
+                 shared/schemas/*.json; DCR limits (10 streams / 10 dataFlows per DCR), stream and
+                 column naming rules, every *_CL table has a custom table and TimeGenerated
+* app-settings   every setting in shared.config.SETTINGS_DOC (minus local-only ones) is set in
+                 main.bicep, nothing else is set except an explicit list of host settings, and no
+                 setting Flex Consumption rejects
+* rbac           role assignments: named role-id variables, guid(scope.id, principalId, roleId)
+                 names, principalType ServicePrincipal, the expected roles on the expected scopes
+* parameters     main.parameters.example.json names only real parameters, gives every required
+                 one, and its awsSources passes shared.config's own AWS_SOURCES parser
+* kql            every workbook, alert and DCR-transform query analysed by Kusto.Language
+                 (tools/kql_check.js) against tables built from shared/schemas/*.json
+* cfn-lint       infra/aws/*.yaml lint clean
+* aws-policy     the IAM role: trust pins aud and sub, only the allowed actions, SSE on queues,
+                 dead-letter redrive, queue policy conditions on aws:SourceArn/aws:SourceAccount
+* checkov        bicep and cloudformation frameworks: zero failed checks, no parsing errors,
+                 every inline skip carries a reason
+
+Exit status 0 when every stage passes, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BICEP_DIR = ROOT / "infra" / "bicep"
+AWS_DIR = ROOT / "infra" / "aws"
+SCHEMA_DIR = ROOT / "shared" / "schemas"
+MAIN_BICEP = BICEP_DIR / "main.bicep"
+PARAMS_EXAMPLE = BICEP_DIR / "main.parameters.example.json"
+WORKBOOK_DIR = BICEP_DIR / "workbooks"
+KQL_CHECK = ROOT / "tools" / "kql_check.js"
+VENV_BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+# ---- app settings ------------------------------------------------------------------------------
+# Read by the code locally but replaced in Azure (identity-based AzureWebJobsStorage__* settings).
+LOCAL_ONLY_SETTINGS = {"AzureWebJobsStorage"}
+# Read by the Functions host / platform, not by shared.config: allowed in main.bicep.
+HOST_SETTINGS = {
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__accountName",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+}
+# Flex Consumption rejects or ignores these (functionAppConfig replaces them).
+FLEX_FORBIDDEN_SETTINGS = {
+    "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_WORKER_RUNTIME_VERSION", "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE", "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD",
+    "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_NODE_DEFAULT_VERSION",
+    "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_TIME_ZONE", "TZ",
+    "APPINSIGHTS_INSTRUMENTATIONKEY",
+}
+
+# ---- Azure Monitor limits (azure-monitor-limits-data-collection-rules / custom logs) -----------
+MAX_STREAMS_PER_DCR = 10
+MAX_DATAFLOWS_PER_DCR = 10
+MAX_COLUMNS = 500
+MAX_COLUMN_NAME = 45
+MAX_TRANSFORM_CHARS = 15_360
+RESERVED_COLUMNS = {"_ResourceId", "id", "_SubscriptionId", "TenantId", "Type", "UniqueId", "Title"}
+STREAM_TYPES = {"string", "int", "long", "real", "boolean", "dynamic", "datetime"}
+
+# Columns every Log Analytics table has besides its own (log-standard-columns).
+STANDARD_COLUMNS = {
+    "TimeGenerated": "datetime", "TenantId": "string", "Type": "string", "SourceSystem": "string",
+    "_ResourceId": "string", "_SubscriptionId": "string", "_BilledSize": "real",
+    "_IsBillable": "string", "_TimeReceived": "datetime", "_ItemId": "string",
+}
+# Workbook parameter tokens and what they stand for when a query is analysed offline.
+WORKBOOK_TOKENS = {"{TimeRange:grain}": "1h", "{TimeRange}": "ago(1d)"}
+
+# ---- RBAC: role id -> name, and where each must be assigned ------------------------------------
+ROLES = {
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+}
+EXPECTED_ASSIGNMENTS = {  # (module file, role name, scope resource type)
+    ("dcr.bicep", "Monitoring Metrics Publisher", "Microsoft.Insights/dataCollectionRules"),
+    ("app-insights.bicep", "Monitoring Metrics Publisher", "Microsoft.Insights/components"),
+    ("storage.bicep", "Storage Queue Data Contributor", "Microsoft.Storage/storageAccounts"),
+    ("storage.bicep", "Storage Table Data Contributor", "Microsoft.Storage/storageAccounts"),
+    ("storage.bicep", "Storage Blob Data Owner", "Microsoft.Storage/storageAccounts"),
+    ("keyvault.bicep", "Key Vault Secrets User", "Microsoft.KeyVault/vaults"),
+}
+
+# ---- AWS ---------------------------------------------------------------------------------------
+ALLOWED_ROLE_ACTIONS = {
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes", "s3:GetObject", "s3:GetObjectVersion", "kms:Decrypt",
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def fail(self, message: str) -> None:
+        self.problems.append(message)
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+# =================================================================================================
+# Bicep parsing helpers
+# =================================================================================================
+def bicep_files() -> list[Path]:
+    return sorted(BICEP_DIR.rglob("*.bicep"))
+
+
+_PARSED: dict[tuple[Path, float, int], dict[str, Any]] = {}
+
+
+def parse_bicep(path: Path) -> dict[str, Any]:
+    """pycep's JSON for one file (cached per path and modification; parsing is slow)."""
+    from pycep import BicepParser
+
+    st = path.stat()
+    key = (path.resolve(), st.st_mtime, st.st_size)
+    if key not in _PARSED:
+        _PARSED[key] = BicepParser().parse(file_path=path)
+    return _PARSED[key]
+
+
+def _literal_string(node: Any) -> str | None:
+    return node if isinstance(node, str) else None
+
+
+def _function(node: Any) -> tuple[str, dict[str, Any]] | None:
+    if isinstance(node, dict) and isinstance(node.get("function"), dict):
+        fn = node["function"]
+        return fn.get("type"), fn.get("parameters") or {}
+    return None
+
+
+def check_bicep_parse(files: Iterable[Path] | None = None) -> Stage:
+    stage = Stage("bicep-parse")
+    files = list(files if files is not None else bicep_files())
+    for path in files:
+        try:
+            parse_bicep(path)
+        except Exception as err:  # pycep raises lark errors of several types
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            stage.fail(f"{rel(path)}: pycep cannot parse it: {first}")
+    stage.counts["files"] = len(files)
+    if not files:
+        stage.fail("no .bicep files under infra/bicep")
+    return stage
+
+
+# =================================================================================================
+# Streams / DCR
+# =================================================================================================
+def load_schemas() -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        doc = json.loads(path.read_text())
+        doc["_file"] = path.name
+        out[doc["table"]] = doc
+    return out
+
+
+def check_streams() -> Stage:
+    import gen_bicep_streams as gen
+
+    stage = Stage("streams")
+    for problem in gen.check():
+        stage.fail(problem)
+    schemas = load_schemas()
+    _, groups = gen.generate()
+    stage.counts["schemas"] = len(schemas)
+    stage.counts["dcrs"] = len(groups)
+    stage.counts["streams"] = sum(len(g) for g in groups)
+    for i, group in enumerate(groups, 1):
+        if len(group) > MAX_STREAMS_PER_DCR:
+            stage.fail(f"dcr {i}: {len(group)} streams > {MAX_STREAMS_PER_DCR}")
+        if len(group) > MAX_DATAFLOWS_PER_DCR:
+            stage.fail(f"dcr {i}: {len(group)} dataFlows > {MAX_DATAFLOWS_PER_DCR}")
+    grouped = {s.table for g in groups for s in g}
+    for table in sorted(set(schemas) - grouped):
+        stage.fail(f"{table}: schema file has no stream in any DCR")
+    streams_seen: dict[str, str] = {}
+    for table, doc in schemas.items():
+        where = f"shared/schemas/{doc['_file']}"
+        stream, out = doc.get("stream", ""), doc.get("outputStream", "")
+        if not stream.startswith("Custom-"):
+            stage.fail(f"{where}: stream {stream!r} must start with Custom-")
+        if stream in streams_seen:
+            stage.fail(f"{where}: stream {stream!r} also declared by {streams_seen[stream]}")
+        streams_seen[stream] = where
+        expected_out = f"Custom-{table}" if table.endswith("_CL") else f"Microsoft-{table}"
+        if out != expected_out:
+            stage.fail(f"{where}: outputStream {out!r}, expected {expected_out!r}")
+        cols = doc.get("columns") or []
+        if len(cols) > MAX_COLUMNS:
+            stage.fail(f"{where}: {len(cols)} columns > {MAX_COLUMNS}")
+        names = [c.get("name", "") for c in cols]
+        for dup in sorted({n for n in names if names.count(n) > 1}):
+            stage.fail(f"{where}: column {dup!r} declared twice")
+        for c in cols:
+            name, ctype = c.get("name", ""), c.get("type", "")
+            if ctype not in STREAM_TYPES:
+                stage.fail(f"{where}: column {name!r} has type {ctype!r} (allowed: "
+                           f"{', '.join(sorted(STREAM_TYPES))})")
+            if len(name) > MAX_COLUMN_NAME:
+                stage.fail(f"{where}: column name {name!r} longer than {MAX_COLUMN_NAME}")
+            if name in RESERVED_COLUMNS:
+                if table.endswith("_CL"):
+                    stage.fail(f"{where}: column {name!r} is reserved in custom tables")
+                else:
+                    stage.notes.append(f"{where}: column {name!r} is on the reserved list for "
+                                       "custom tables; it is a real column of the standard "
+                                       f"table {table} (only a deployment confirms the DCR "
+                                       "accepts it in the input stream)")
+        if table.endswith("_CL") and {"name": "TimeGenerated", "type": "datetime"} not in cols:
+            stage.fail(f"{where}: a custom table needs TimeGenerated (datetime)")
+    # The generated module must load every schema file with loadJsonContent (literal paths).
+    streams_bicep = BICEP_DIR / "streams.bicep"
+    if streams_bicep.exists():
+        text = streams_bicep.read_text()
+        for doc in schemas.values():
+            if f"loadJsonContent('../../shared/schemas/{doc['_file']}')" not in text:
+                stage.fail(f"streams.bicep does not load shared/schemas/{doc['_file']}")
+    # The DCR module: kind Direct, API version, transform.
+    dcr = parse_bicep(BICEP_DIR / "modules" / "dcr.bicep")
+    rules = [r for r in dcr["resources"].values()
+             if r.get("type") == "Microsoft.Insights/dataCollectionRules"]
+    if len(rules) != 1:
+        stage.fail("modules/dcr.bicep: expected one Microsoft.Insights/dataCollectionRules")
+    for r in rules:
+        if r.get("api_version") != "2023-03-11":
+            stage.fail(f"modules/dcr.bicep: api version {r.get('api_version')}, expected 2023-03-11")
+        if r["config"].get("kind") != "Direct":
+            stage.fail("modules/dcr.bicep: DCR kind must be 'Direct' (own logsIngestion endpoint)")
+    return stage
+
+
+def dcr_transforms() -> list[str]:
+    """transformKql values in modules/dcr.bicep (string literals only)."""
+    text = (BICEP_DIR / "modules" / "dcr.bicep").read_text()
+    return re.findall(r"transformKql:\s*'((?:[^'\\]|\\.)*)'", text)
+
+
+# =================================================================================================
+# App settings
+# =================================================================================================
+def bicep_app_settings() -> dict[str, Any]:
+    main = parse_bicep(MAIN_BICEP)
+    var = main["variables"].get("appSettings")
+    if not var or not isinstance(var.get("value"), dict):
+        raise ValueError("main.bicep has no `var appSettings = {...}` object literal")
+    return var["value"]
+
+
+def check_app_settings(settings: dict[str, Any] | None = None) -> Stage:
+    """``settings``: name -> value as in main.bicep (default: read main.bicep)."""
+    from shared.config import SETTINGS_DOC
+
+    stage = Stage("app-settings")
+    if settings is None:
+        try:
+            settings = bicep_app_settings()
+        except Exception as err:
+            stage.fail(str(err))
+            return stage
+    read_by_code = {d.name for d in SETTINGS_DOC}
+    required = read_by_code - LOCAL_ONLY_SETTINGS
+    set_names = set(settings)
+    for name in sorted(required - set_names):
+        stage.fail(f"main.bicep: app setting {name} is read by the code (SETTINGS_DOC) but not set")
+    for name in sorted(set_names - read_by_code - HOST_SETTINGS):
+        stage.fail(f"main.bicep: app setting {name} is read by neither the code nor the host "
+                   "(add it to SETTINGS_DOC or to HOST_SETTINGS with a reason)")
+    for name in sorted(set_names & FLEX_FORBIDDEN_SETTINGS):
+        stage.fail(f"main.bicep: app setting {name} is not supported on Flex Consumption")
+    for name in sorted(set_names & LOCAL_ONLY_SETTINGS):
+        stage.fail(f"main.bicep: {name} is local-only; use the identity-based "
+                   "AzureWebJobsStorage__* settings in Azure")
+    for name, value in settings.items():
+        if isinstance(value, str) and re.search(r"AccountKey=|SharedAccessSignature=|sig=", value):
+            stage.fail(f"main.bicep: app setting {name} carries a key or SAS")
+    if settings.get("AzureWebJobsStorage__credential") != "managedidentity":
+        stage.fail("main.bicep: AzureWebJobsStorage__credential must be 'managedidentity'")
+    auth = settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
+    if not (isinstance(auth, str) and "Authorization=AAD" in auth):
+        stage.fail("main.bicep: APPLICATIONINSIGHTS_AUTHENTICATION_STRING must use "
+                   "Authorization=AAD (App Insights local auth is off)")
+    stage.counts["settings_in_bicep"] = len(set_names)
+    stage.counts["settings_read_by_code"] = len(required)
+    stage.counts["host_settings"] = len(set_names & HOST_SETTINGS)
+    return stage
+
+
+# =================================================================================================
+# RBAC
+# =================================================================================================
+def check_rbac() -> Stage:
+    stage = Stage("rbac")
+    found: set[tuple[str, str, str]] = set()
+    count = 0
+    for path in bicep_files():
+        tree = parse_bicep(path)
+        variables = tree.get("variables", {})
+        resources = tree.get("resources", {})
+        text_lines = path.read_text().splitlines()
+        for rname, res in resources.items():
+            if res.get("type") != "Microsoft.Authorization/roleAssignments":
+                continue
+            count += 1
+            where = f"{rel(path)}: {rname}"
+            cfg = res["config"]
+            props = cfg.get("properties", {})
+            if props.get("principalType") != "ServicePrincipal":
+                stage.fail(f"{where}: principalType must be 'ServicePrincipal'")
+            role_def = _function(props.get("roleDefinitionId"))
+            role_var = None
+            if role_def and role_def[0] == "subscription_resource_id" and \
+                    role_def[1].get("resource_type") == "Microsoft.Authorization/roleDefinitions":
+                role_var = role_def[1].get("resource_name_1")
+            if not role_var or role_var not in variables:
+                stage.fail(f"{where}: roleDefinitionId must use a named role-id variable")
+                continue
+            role_id = _literal_string(variables[role_var].get("value"))
+            role_name = ROLES.get(role_id or "")
+            if role_name is None:
+                stage.fail(f"{where}: role id {role_id!r} is not one of the expected roles")
+                continue
+            decl = next((i for i, line in enumerate(text_lines)
+                         if re.match(rf"\s*var\s+{re.escape(role_var)}\s*=", line)), None)
+            comment = text_lines[decl - 1] if decl else ""
+            if role_name.lower() not in comment.lower():
+                stage.fail(f"{rel(path)}: variable {role_var} needs a comment naming the role "
+                           f"({role_name}) on the line above")
+            name = _function(cfg.get("name"))
+            scope_ref = cfg.get("scope")
+            ok_name = False
+            if name and name[0] == "guid":
+                args = list(name[1].values())
+                ok_name = (len(args) == 3 and args[2] == role_var and args[1] == "principalId"
+                           and _is_id_of(args[0], scope_ref))
+            if not ok_name:
+                stage.fail(f"{where}: name must be guid(<scope>.id, principalId, {role_var})")
+            scope_type = resources.get(scope_ref, {}).get("type") if isinstance(scope_ref, str) \
+                else None
+            if not scope_type:
+                stage.fail(f"{where}: scope must be the one resource the role is for")
+                continue
+            found.add((path.name, role_name, scope_type))
+    for expected in sorted(EXPECTED_ASSIGNMENTS - found):
+        stage.fail(f"missing role assignment: {expected[1]} on {expected[2]} in {expected[0]}")
+    for extra in sorted(found - EXPECTED_ASSIGNMENTS):
+        stage.fail(f"unexpected role assignment: {extra[1]} on {extra[2]} in {extra[0]}")
+    stage.counts["role_assignments"] = count
+    return stage
+
+
+def _is_id_of(node: Any, resource: Any) -> bool:
+    """True when node is the expression `<resource>.id`."""
+    if not isinstance(node, dict) or not isinstance(resource, str):
+        return False
+    op = node.get("operator") or {}
+    operands = op.get("operands") or {}
+    return (op.get("type") == "property_accessor" and operands.get("operand_1") == resource
+            and operands.get("operand_2") == "id")
+
+
+# =================================================================================================
+# Parameters example
+# =================================================================================================
+def check_parameters() -> Stage:
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+
+    stage = Stage("parameters")
+    params = parse_bicep(MAIN_BICEP)["parameters"]
+    for pname, p in params.items():
+        if not any(d.get("type") == "description" for d in p.get("decorators", [])):
+            stage.fail(f"main.bicep: parameter {pname} has no @description")
+            continue
+        desc = next(d["argument"] for d in p["decorators"] if d.get("type") == "description")
+        kind = "Required." if p.get("default") is None else "Optional."
+        if not str(desc).startswith(kind):
+            stage.fail(f"main.bicep: @description of {pname} should start with {kind!r}")
+    try:
+        example = json.loads(PARAMS_EXAMPLE.read_text())["parameters"]
+    except (OSError, ValueError, KeyError) as err:
+        stage.fail(f"{rel(PARAMS_EXAMPLE)}: unreadable ({err})")
+        return stage
+    for name in sorted(set(example) - set(params)):
+        stage.fail(f"{rel(PARAMS_EXAMPLE)}: {name} is not a parameter of main.bicep")
+    for name, p in params.items():
+        if p.get("default") is None and name not in example:
+            stage.fail(f"{rel(PARAMS_EXAMPLE)}: required parameter {name} is missing")
+    sources = example.get("awsSources", {}).get("value")
+    env = {
+        "AWS_SOURCES": json.dumps(sources),
+        "LOGS_INGESTION_ENDPOINT": "https://example.ingest.monitor.azure.com",
+        "DCR_IMMUTABLE_ID": "dcr-00000000000000000000000000000000",
+        "AzureWebJobsStorage__queueServiceUri": "https://st.queue.core.windows.net",
+        "AzureWebJobsStorage__tableServiceUri": "https://st.table.core.windows.net",
+        "AWS_WEB_IDENTITY_AUDIENCE": example.get("awsWebIdentityAudience", {}).get("value", ""),
+        "KEY_VAULT_URL": "https://kv.vault.azure.net/",
+    }
+    try:
+        load_settings(env)
+    except ConfigError as err:
+        for msg in getattr(err, "errors", None) or [str(err)]:
+            stage.fail(f"{rel(PARAMS_EXAMPLE)}: awsSources rejected by shared.config: {msg}")
+    stage.counts["parameters"] = len(params)
+    stage.counts["example_values"] = len(example)
+    return stage
+
+
+# =================================================================================================
+# KQL
+# =================================================================================================
+def kusto_tables(schemas: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """Table name -> "(Col:type, ...)" as the real tables look (own columns + standard ones)."""
+    schemas = schemas if schemas is not None else load_schemas()
+    out = {}
+    for table, doc in schemas.items():
+        cols = {c["name"]: c["type"] for c in doc["columns"]}
+        for name, ctype in STANDARD_COLUMNS.items():
+            cols.setdefault(name, ctype)
+        out[table] = "(" + ", ".join(f"['{n}']:{t}" for n, t in cols.items()) + ")"
+    return out
+
+
+def stream_source_table(doc: dict[str, Any]) -> str:
+    """The `source` table a transform sees: exactly the declared stream columns."""
+    return "(" + ", ".join(f"['{c['name']}']:{c['type']}" for c in doc["columns"]) + ")"
+
+
+def workbook_queries(path: Path) -> list[dict[str, str]]:
+    doc = json.loads(path.read_text())
+    out = []
+
+    def walk(items: list[dict[str, Any]], trail: str) -> None:
+        for i, item in enumerate(items):
+            name = item.get("name") or str(i)
+            content = item.get("content") or {}
+            if item.get("type") == 3 and "query" in content:
+                query = content["query"]
+                for token, value in WORKBOOK_TOKENS.items():
+                    query = query.replace(token, value)
+                out.append({"name": f"{rel(path)}#{trail}{name}", "query": query})
+            if item.get("type") == 12:  # group
+                walk(content.get("items") or [], f"{trail}{name}/")
+
+    walk(doc.get("items") or [], "")
+    return out
+
+
+def alert_queries() -> list[dict[str, str]]:
+    """Queries of the scheduledQueryRules: literal strings or loadTextContent files."""
+    out = []
+    path = BICEP_DIR / "modules" / "alerts.bicep"
+    tree = parse_bicep(path)
+    for rname, res in tree["resources"].items():
+        if res.get("type") != "Microsoft.Insights/scheduledQueryRules":
+            continue
+        for j, cond in enumerate(res["config"]["properties"]["criteria"]["allOf"]):
+            q = cond.get("query")
+            fn = _function(q)
+            if fn and fn[0] == "load_text_content":
+                file = path.parent / fn[1]["file_path"]
+                out.append({"name": f"{rel(path)}#{rname}[{j}] ({rel(file.resolve())})",
+                            "query": file.read_text()})
+            elif isinstance(q, str):
+                out.append({"name": f"{rel(path)}#{rname}[{j}]", "query": q})
+            else:
+                out.append({"name": f"{rel(path)}#{rname}[{j}]", "query": "",
+                            "error": "query is neither a literal nor loadTextContent(...)"})
+    return out
+
+
+def all_queries() -> tuple[list[dict[str, Any]], dict[str, str]]:
+    schemas = load_schemas()
+    queries: list[dict[str, Any]] = []
+    for wb in sorted(WORKBOOK_DIR.glob("*.json")):
+        queries += workbook_queries(wb)
+    queries += alert_queries()
+    for transform in dcr_transforms():
+        for table, doc in schemas.items():
+            queries.append({"name": f"modules/dcr.bicep#transformKql ({doc['stream']})",
+                            "query": transform,
+                            "tables": {"source": stream_source_table(doc)}})
+    return queries, kusto_tables(schemas)
+
+
+def run_kql_check(tables: dict[str, str], queries: list[dict[str, Any]]) -> dict[str, Any]:
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not on PATH (Node 20 runs tools/kql_check.js)")
+    if not (ROOT / "node_modules" / "@kusto" / "language-service-next").exists():
+        raise RuntimeError("node_modules/@kusto/language-service-next is missing: run npm install")
+    payload = json.dumps({"tables": tables,
+                          "queries": [{k: v for k, v in q.items() if k in ("name", "query",
+                                                                            "tables")}
+                                      for q in queries]})
+    proc = subprocess.run([node, str(KQL_CHECK)], input=payload, capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"kql_check.js failed ({proc.returncode}): {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def check_kql(queries: list[dict[str, Any]] | None = None,
+              tables: dict[str, str] | None = None) -> Stage:
+    """Analyse ``queries`` (default: every workbook, alert and transform query) against
+    ``tables`` (default: built from shared/schemas)."""
+    stage = Stage("kql")
+    if queries is None:
+        queries, default_tables = all_queries()
+        tables = tables or default_tables
+    tables = tables if tables is not None else kusto_tables()
+    for q in queries:
+        if q.get("error"):
+            stage.fail(f"{q['name']}: {q['error']}")
+        if len(q["query"]) > MAX_TRANSFORM_CHARS and "transformKql" in q["name"]:
+            stage.fail(f"{q['name']}: transformKql longer than {MAX_TRANSFORM_CHARS} chars")
+        leftover = re.findall(r"\{[A-Za-z][A-Za-z0-9_]*(?::[a-z]+)?\}", q["query"])
+        if leftover and "transformKql" not in q["name"]:
+            stage.fail(f"{q['name']}: unknown workbook parameter(s) {sorted(set(leftover))}")
+    try:
+        report = run_kql_check(tables, queries)
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as err:
+        stage.fail(str(err))
+        return stage
+    for result in report["results"]:
+        for d in result["diagnostics"]:
+            line = (f"{result['name']}: {d['severity']} {d['code']} at {d['line']}:{d['column']}: "
+                    f"{d['message']}")
+            if d["severity"] == "Error":
+                stage.fail(line)
+            else:
+                stage.notes.append(line)
+    stage.counts["queries"] = report["analysed"]
+    stage.counts["workbook"] = sum(1 for q in queries if "workbook" in q["name"])
+    stage.counts["alerts"] = sum(1 for q in queries if "alerts.bicep" in q["name"])
+    stage.counts["transforms"] = sum(1 for q in queries if "transformKql" in q["name"])
+    stage.counts["errors"] = report["errors"]
+    stage.counts["warnings"] = report["warnings"]
+    return stage
+
+
+# =================================================================================================
+# CloudFormation
+# =================================================================================================
+def cfn_templates() -> list[Path]:
+    return sorted(p for p in AWS_DIR.glob("*.y*ml")) + sorted(AWS_DIR.glob("*.json"))
+
+
+def check_cfn_lint() -> Stage:
+    stage = Stage("cfn-lint")
+    files = cfn_templates()
+    stage.counts["templates"] = len(files)
+    if not files:
+        stage.fail("no CloudFormation template under infra/aws")
+        return stage
+    exe = VENV_BIN / "cfn-lint"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cfnlint"]
+    proc = subprocess.run(cmd + [str(f) for f in files], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    if proc.returncode != 0:
+        for line in (proc.stdout + proc.stderr).strip().splitlines():
+            stage.fail(line)
+        if not stage.problems:
+            stage.fail(f"cfn-lint exited {proc.returncode}")
+    return stage
+
+
+def _decode_cfn(path: Path) -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(path))
+    if matches or template is None:
+        raise ValueError(f"{rel(path)}: cannot decode: {matches}")
+    return template
+
+
+def _substitute_params(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{([A-Za-z0-9_:.]+)\}", lambda m: values.get(m.group(1), "X"), text)
+
+
+def check_aws_policy() -> Stage:
+    stage = Stage("aws-policy")
+    for path in cfn_templates():
+        try:
+            tpl = _decode_cfn(path)
+        except ValueError as err:
+            stage.fail(str(err))
+            continue
+        resources = tpl.get("Resources", {})
+        roles = {k: v for k, v in resources.items() if v.get("Type") == "AWS::IAM::Role"}
+        queues = {k: v for k, v in resources.items() if v.get("Type") == "AWS::SQS::Queue"}
+        qpolicies = [v for v in resources.values() if v.get("Type") == "AWS::SQS::QueuePolicy"]
+        providers = [v for v in resources.values() if v.get("Type") == "AWS::IAM::OIDCProvider"]
+        where = rel(path)
+        if not providers or "Condition" not in providers[0]:
+            stage.fail(f"{where}: needs an IAM OIDC provider created under a condition (it may "
+                       "already exist)")
+        for name, role in roles.items():
+            trust = role["Properties"]["AssumeRolePolicyDocument"]
+            if isinstance(trust, dict) and "Fn::Sub" in trust:
+                body = trust["Fn::Sub"]
+                body = body if isinstance(body, str) else body[0]
+                doc = json.loads(_substitute_params(body, {
+                    "AzureTenantId": "11111111-1111-1111-1111-111111111111",
+                    "AppIdUri": "api://audience", "ManagedIdentityObjectId": "object-id",
+                    "AWS::Partition": "aws", "AWS::AccountId": "123456789012"}))
+            else:
+                doc = trust
+            stmts = doc.get("Statement", [])
+            if len(stmts) != 1:
+                stage.fail(f"{where}: {name}: trust policy should have one statement")
+            for st in stmts:
+                cond = st.get("Condition", {}).get("StringEquals", {})
+                fed = str(st.get("Principal", {}).get("Federated", ""))
+                if st.get("Action") != "sts:AssumeRoleWithWebIdentity":
+                    stage.fail(f"{where}: {name}: trust action must be "
+                               "sts:AssumeRoleWithWebIdentity")
+                if "oidc-provider/sts.windows.net/" not in fed:
+                    stage.fail(f"{where}: {name}: trust principal must be the sts.windows.net "
+                               "OIDC provider")
+                if cond.get("sts.windows.net/11111111-1111-1111-1111-111111111111/:aud") \
+                        != "api://audience":
+                    stage.fail(f"{where}: {name}: trust policy must pin :aud to the App ID URI")
+                if cond.get("sts.windows.net/11111111-1111-1111-1111-111111111111/:sub") \
+                        != "object-id":
+                    stage.fail(f"{where}: {name}: trust policy must pin :sub to the managed "
+                               "identity's object id")
+            actions: set[str] = set()
+            for pol in role["Properties"].get("Policies", []):
+                for st in _statements(pol["PolicyDocument"]):
+                    acts = st.get("Action")
+                    acts = [acts] if isinstance(acts, str) else acts or []
+                    actions.update(acts)
+                    res = st.get("Resource")
+                    if res == "*" or (isinstance(res, list) and "*" in res):
+                        stage.fail(f"{where}: {name}: statement {st.get('Sid')} on Resource '*'")
+            for act in sorted(actions - ALLOWED_ROLE_ACTIONS):
+                stage.fail(f"{where}: {name}: action {act} is not needed by the connector")
+            for act in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                        "sqs:GetQueueAttributes", "s3:GetObject"):
+                if act not in actions:
+                    stage.fail(f"{where}: {name}: action {act} is missing")
+            stage.counts["role_actions"] = len(actions)
+        for name, q in queues.items():
+            props = q.get("Properties", {})
+            if not (props.get("SqsManagedSseEnabled") is True or props.get("KmsMasterKeyId")):
+                stage.fail(f"{where}: {name}: queue without server-side encryption")
+        if not any("RedrivePolicy" in q.get("Properties", {}) for q in queues.values()):
+            stage.fail(f"{where}: the notification queue needs a RedrivePolicy (dead-letter queue)")
+        text = path.read_text()
+        for key in ("aws:SourceArn", "aws:SourceAccount"):
+            if not qpolicies or key not in text:
+                stage.fail(f"{where}: queue policy must condition sqs:SendMessage on {key}")
+        outputs = tpl.get("Outputs", {})
+        for out in ("RoleArn", "QueueUrl", "AwsSourcesEntry"):
+            if out not in outputs:
+                stage.fail(f"{where}: output {out} is missing")
+        stage.counts["resources"] = stage.counts.get("resources", 0) + len(resources)
+    return stage
+
+
+def _statements(doc: Any) -> list[dict[str, Any]]:
+    out = []
+    for st in doc.get("Statement", []) if isinstance(doc, dict) else []:
+        if isinstance(st, dict) and "Fn::If" in st:
+            for branch in st["Fn::If"][1:]:
+                if isinstance(branch, dict) and "Effect" in branch:
+                    out.append(branch)
+        elif isinstance(st, dict):
+            out.append(st)
+    return out
+
+
+# =================================================================================================
+# checkov
+# =================================================================================================
+def run_checkov(directory: Path, framework: str) -> dict[str, Any]:
+    exe = VENV_BIN / "checkov"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "checkov.main"]
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false",
+               PYTHONWARNINGS="ignore")
+    proc = subprocess.run(cmd + ["-d", str(directory), "--framework", framework, "-o", "json",
+                                 "--skip-download", "--compact"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    out = proc.stdout.strip()
+    if not out:
+        raise RuntimeError(f"checkov {framework} printed nothing (exit {proc.returncode}): "
+                           f"{proc.stderr.strip()[-400:]}")
+    data = json.loads(out)
+    if isinstance(data, list):  # one report per framework
+        data = next((d for d in data if d.get("check_type") == framework), data[0])
+    if "results" not in data:  # nothing scanned: {"passed": 0, "failed": 0, ...}
+        data = {"summary": data, "results": {}}
+    return data
+
+
+def check_checkov(frameworks: Iterable[tuple[str, Path]] | None = None,
+                  reports: dict[str, dict[str, Any]] | None = None) -> Stage:
+    stage = Stage("checkov")
+    frameworks = list(frameworks or [("bicep", BICEP_DIR), ("cloudformation", AWS_DIR)])
+    totals = {"passed": 0, "failed": 0, "skipped": 0, "parsing_errors": 0}
+    for framework, directory in frameworks:
+        try:
+            data = reports[framework] if reports and framework in reports \
+                else run_checkov(directory, framework)
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired) as err:
+            stage.fail(str(err))
+            continue
+        summary = data.get("summary", {})
+        results = data.get("results", {})
+        for key in totals:
+            stage.counts[f"{framework}_{key}"] = int(summary.get(key, 0))
+            totals[key] += int(summary.get(key, 0))
+        if summary.get("resource_count", 0) == 0:
+            stage.fail(f"checkov {framework}: no resources scanned under {rel(directory)}")
+        for c in results.get("failed_checks", []):
+            stage.fail(f"checkov {framework}: {c['check_id']} {c.get('check_name', '')} "
+                       f"FAILED for {c.get('resource')} ({c.get('file_path')}:"
+                       f"{(c.get('file_line_range') or ['?'])[0]})")
+        for path in results.get("parsing_errors", []) or []:
+            stage.fail(f"checkov {framework}: cannot parse {path}")
+        for c in results.get("skipped_checks", []):
+            reason = (c.get("check_result") or {}).get("suppress_comment") or ""
+            if not reason.strip() or reason.strip() == "No comment provided":
+                stage.fail(f"checkov {framework}: {c['check_id']} skipped without a reason "
+                           f"({c.get('resource')})")
+    for key, value in totals.items():
+        stage.counts[key] = value
+    return stage
+
+
+# =================================================================================================
+# Driver
+# =================================================================================================
+CHECKS: list[tuple[str, Callable[[], Stage]]] = [
+    ("bicep-parse", check_bicep_parse),
+    ("streams", check_streams),
+    ("app-settings", check_app_settings),
+    ("rbac", check_rbac),
+    ("parameters", check_parameters),
+    ("kql", check_kql),
+    ("cfn-lint", check_cfn_lint),
+    ("aws-policy", check_aws_policy),
+    ("checkov", check_checkov),
+]
+
+
+def run(skip: set[str] | None = None) -> list[Stage]:
+    stages = []
+    parsed_ok = True
+    for name, fn in CHECKS:
+        if skip and name in skip:
+            continue
+        if name != "bicep-parse" and not parsed_ok and name in {"streams", "app-settings",
+                                                                  "rbac", "parameters", "kql",
+                                                                  "checkov"}:
+            stages.append(Stage(name, problems=["not run: a .bicep file does not parse"]))
+            continue
+        start = time.monotonic()
+        try:
+            stage = fn()
+        except Exception as err:  # a crash is a failure of that stage, not of the run
+            stage = Stage(name, problems=[f"crashed: {type(err).__name__}: {err}"])
+        stage.seconds = time.monotonic() - start
+        stages.append(stage)
+        if name == "bicep-parse":
+            parsed_ok = stage.ok
+    return stages
+
+
+def summary(stages: list[Stage]) -> str:
+    lines = []
+    for st in stages:
+        counts = ", ".join(f"{k}={v}" for k, v in st.counts.items())
+        status = "ok  " if st.ok else "FAIL"
+        lines.append(f"{status} {st.name:<13} {st.seconds:5.1f}s  {counts}")
+        for p in st.problems:
+            lines.append(f"       - {p}")
+        for n in st.notes:
+            lines.append(f"       . {n}")
+    failed = [s.name for s in stages if not s.ok]
+    lines.append(f"{len(stages) - len(failed)}/{len(stages)} stages passed"
+                 + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Offline checks of infra/ (see module doc).")
+    parser.add_argument("--skip-checkov", action="store_true", help="skip the checkov stage")
+    parser.add_argument("--json", action="store_true", help="print the stages as JSON")
+    args = parser.parse_args(argv)
+    skip = {"checkov"} if args.skip_checkov else set()
+    stages = run(skip)
+    if args.json:
+        print(json.dumps([st.__dict__ for st in stages], indent=1))
+    else:
+        print(summary(stages))
+    return 0 if all(s.ok for s in stages) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
