@@ -29,11 +29,16 @@ OUT = ROOT / "infra" / "bicep" / "streams.bicep"
 # Relative to OUT: loadJsonContent resolves paths from the file that calls it.
 SCHEMA_REL = "../../shared/schemas"
 
-# Azure Monitor service limits per data collection rule (azure-monitor-limits-data-collection-rules):
+# Azure Monitor service limits per DCR (azure-monitor-limits-data-collection-rules.md):
 # "Maximum number of data flows | 10", "Maximum number of data streams | 10".
 MAX_STREAMS_PER_DCR = 10
-# The connector's own health rows go first: they must land wherever the app sends today.
-FIRST_TABLES = ("AWSS3ConnectorHealth_CL",)
+# Order of a fresh assignment. The app reads one DCR (DCR_IMMUTABLE_ID = DCR 1) until it can
+# route per table, so DCR 1 gets the connector's own health rows and the most used sources.
+FIRST_TABLES = (
+    "AWSS3ConnectorHealth_CL", "AWSCloudTrail", "AWSVPCFlow", "AWSGuardDuty", "AWSWAF",
+    "AWSALBAccessLogs", "AWSS3ServerAccess", "AWSSecurityHubFindings", "AWSRoute53Resolver",
+    "AWSNLBAccessLogs",
+)
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
 _GROUP_LINE = re.compile(r"^\s*// dcr (\d+): (.*)$")
@@ -79,7 +84,8 @@ def assign_groups(schemas: list[Schema], previous: list[list[str]],
     by_table = {s.table: s for s in schemas}
     groups = [[by_table[t] for t in g if t in by_table][:limit] for g in previous]
     placed = {s.table for g in groups for s in g}
-    order = sorted(schemas, key=lambda s: (s.table not in FIRST_TABLES, s.table))
+    rank = {t: i for i, t in enumerate(FIRST_TABLES)}
+    order = sorted(schemas, key=lambda s: (rank.get(s.table, len(rank)), s.table))
     for schema in order:
         if schema.table in placed:
             continue
@@ -101,18 +107,18 @@ HEADER = """\
 // 10 streams and 10 dataFlows per DCR), each stream sent to its outputStream with
 // transformKql 'source'. Custom (_CL) tables are created in the workspace first.
 metadata name = 'AWS S3 connector streams'
-metadata description = 'Data collection rules and custom tables generated from shared/schemas/*.json.'
+metadata description = 'DCRs and custom tables generated from shared/schemas/*.json.'
 
 @description('Required. Name prefix of the data collection rules; the DCR number is appended.')
 param dcrNamePrefix string
 
-@description('Required. Region of the Log Analytics workspace (a DCR must be in the workspace region).')
+@description('Required. Region of the Log Analytics workspace (a DCR must be in it).')
 param location string
 
-@description('Required. Resource id of the Log Analytics workspace (Microsoft Sentinel) the DCRs write to.')
+@description('Required. Resource id of the Log Analytics workspace the DCRs write to.')
 param logAnalyticsWorkspaceResourceId string
 
-@description('Required. Principal (object) id of the identity that uploads; it gets Monitoring Metrics Publisher on each DCR.')
+@description('Required. Principal id of the uploader (Monitoring Metrics Publisher per DCR).')
 param principalId string
 
 @description('Optional. Interactive retention of the custom tables, in days.')
@@ -153,7 +159,7 @@ module dcr 'modules/dcr.bicep' = [for (group, i) in dcrGroups: {{
   }}
 }}]
 
-@description('Every DCR: name, resourceId, immutableId, logsIngestionEndpoint and the tables (streams) it accepts.')
+@description('Each DCR: name, resourceId, immutableId, logsIngestionEndpoint, tables.')
 output dcrs array = [for (group, i) in dcrGroups: {{
   name: dcr[i].outputs.name
   resourceId: dcr[i].outputs.resourceId
@@ -162,6 +168,7 @@ output dcrs array = [for (group, i) in dcrGroups: {{
   tables: dcr[i].outputs.tables
 }}]
 
+{routes}
 @description('Names of the custom tables created in the workspace.')
 output customTableNames array = customTables.outputs.names
 
@@ -201,7 +208,17 @@ def render(groups: list[list[Schema]], schemas: list[Schema]) -> str:
     lines.append("]")
     lines.append("")
     total = sum(len(g) for g in groups)
-    lines.append(FOOTER.format(total=total, count=len(groups)))
+    routes = ["@description('Table -> {endpoint, dcrImmutableId} of the DCR that accepts it "
+              "(for a per-table setting).')",
+              "output dcrRoutes object = {"]
+    for i, group in enumerate(groups):
+        for s in group:
+            routes += [f"  '${{{s.var}.table}}': {{",
+                       f"    endpoint: dcr[{i}].outputs.logsIngestionEndpoint",
+                       f"    dcrImmutableId: dcr[{i}].outputs.immutableId",
+                       "  }"]
+    routes.append("}")
+    lines.append(FOOTER.format(total=total, count=len(groups), routes="\n".join(routes) + "\n"))
     return "\n".join(lines).rstrip() + "\n"
 
 

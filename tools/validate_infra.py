@@ -74,7 +74,8 @@ HOST_SETTINGS = {
 FLEX_FORBIDDEN_SETTINGS = {
     "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_WORKER_RUNTIME_VERSION", "FUNCTIONS_EXTENSION_VERSION",
     "WEBSITE_RUN_FROM_PACKAGE", "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD",
-    "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_NODE_DEFAULT_VERSION",
+    "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_NODE_DEFAULT_VERSION",
     "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "WEBSITE_TIME_ZONE", "TZ",
     "APPINSIGHTS_INSTRUMENTATIONKEY",
 }
@@ -272,7 +273,8 @@ def check_streams() -> Stage:
         stage.fail("modules/dcr.bicep: expected one Microsoft.Insights/dataCollectionRules")
     for r in rules:
         if r.get("api_version") != "2023-03-11":
-            stage.fail(f"modules/dcr.bicep: api version {r.get('api_version')}, expected 2023-03-11")
+            stage.fail(f"modules/dcr.bicep: api version {r.get('api_version')}, "
+                       "expected 2023-03-11")
         if r["config"].get("kind") != "Direct":
             stage.fail("modules/dcr.bicep: DCR kind must be 'Direct' (own logsIngestion endpoint)")
     return stage
@@ -524,7 +526,7 @@ def all_queries() -> tuple[list[dict[str, Any]], dict[str, str]]:
         queries += workbook_queries(wb)
     queries += alert_queries()
     for transform in dcr_transforms():
-        for table, doc in schemas.items():
+        for doc in schemas.values():
             queries.append({"name": f"modules/dcr.bicep#transformKql ({doc['stream']})",
                             "query": transform,
                             "tables": {"source": stream_source_table(doc)}})

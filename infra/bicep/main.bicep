@@ -317,6 +317,9 @@ output dcrImmutableId string = streams.outputs.dcrs[0].immutableId
 @description('Every DCR with its immutableId, logsIngestionEndpoint and tables (the service allows 10 streams per DCR).')
 output dcrs array = streams.outputs.dcrs
 
+@description('Table -> {endpoint, dcrImmutableId}: what a per-table routing setting would carry (see infra/README.md).')
+output dcrRoutes object = streams.outputs.dcrRoutes
+
 @description('Resource id of the pipeline health workbook.')
 output workbookResourceId string = workbook.outputs.resourceId
 

@@ -6,18 +6,18 @@
 // 10 streams and 10 dataFlows per DCR), each stream sent to its outputStream with
 // transformKql 'source'. Custom (_CL) tables are created in the workspace first.
 metadata name = 'AWS S3 connector streams'
-metadata description = 'Data collection rules and custom tables generated from shared/schemas/*.json.'
+metadata description = 'DCRs and custom tables generated from shared/schemas/*.json.'
 
 @description('Required. Name prefix of the data collection rules; the DCR number is appended.')
 param dcrNamePrefix string
 
-@description('Required. Region of the Log Analytics workspace (a DCR must be in the workspace region).')
+@description('Required. Region of the Log Analytics workspace (a DCR must be in it).')
 param location string
 
-@description('Required. Resource id of the Log Analytics workspace (Microsoft Sentinel) the DCRs write to.')
+@description('Required. Resource id of the Log Analytics workspace the DCRs write to.')
 param logAnalyticsWorkspaceResourceId string
 
-@description('Required. Principal (object) id of the identity that uploads; it gets Monitoring Metrics Publisher on each DCR.')
+@description('Required. Principal id of the uploader (Monitoring Metrics Publisher per DCR).')
 param principalId string
 
 @description('Optional. Interactive retention of the custom tables, in days.')
@@ -52,22 +52,59 @@ var schema_AWSVPCFlow = loadJsonContent('../../shared/schemas/AWSVPCFlow.json')
 var schema_AWSWAF = loadJsonContent('../../shared/schemas/AWSWAF.json')
 
 // Group membership (read back by the generator so tables keep their DCR):
-// dcr 1: AWSS3ConnectorHealth_CL, AWSALBAccessLogs, AWSCloudFront_AccessLog_CL, AWSCloudTrail, AWSCloudWatch, AWSELBClassicAccessLogs_CL, AWSELBFlowLogs, AWSGuardDuty, AWSNLBAccessLogs, AWSNetworkFirewallAlert
-// dcr 2: AWSNetworkFirewallFlow, AWSNetworkFirewallTls, AWSRoute53Resolver, AWSS3Raw_CL, AWSS3ServerAccess, AWSSecurityHubFindings, AWSVPCFlow, AWSWAF
+// dcr 1: AWSS3ConnectorHealth_CL, AWSCloudTrail, AWSVPCFlow, AWSGuardDuty, AWSWAF, AWSALBAccessLogs, AWSS3ServerAccess, AWSSecurityHubFindings, AWSRoute53Resolver, AWSNLBAccessLogs
+// dcr 2: AWSCloudFront_AccessLog_CL, AWSCloudWatch, AWSELBClassicAccessLogs_CL, AWSELBFlowLogs, AWSNetworkFirewallAlert, AWSNetworkFirewallFlow, AWSNetworkFirewallTls, AWSS3Raw_CL
 var dcrGroups = [
   {
     streamDeclarations: {
       '${schema_AWSS3ConnectorHealth_CL.stream}': {
         columns: schema_AWSS3ConnectorHealth_CL.columns
       }
+      '${schema_AWSCloudTrail.stream}': {
+        columns: schema_AWSCloudTrail.columns
+      }
+      '${schema_AWSVPCFlow.stream}': {
+        columns: schema_AWSVPCFlow.columns
+      }
+      '${schema_AWSGuardDuty.stream}': {
+        columns: schema_AWSGuardDuty.columns
+      }
+      '${schema_AWSWAF.stream}': {
+        columns: schema_AWSWAF.columns
+      }
       '${schema_AWSALBAccessLogs.stream}': {
         columns: schema_AWSALBAccessLogs.columns
       }
+      '${schema_AWSS3ServerAccess.stream}': {
+        columns: schema_AWSS3ServerAccess.columns
+      }
+      '${schema_AWSSecurityHubFindings.stream}': {
+        columns: schema_AWSSecurityHubFindings.columns
+      }
+      '${schema_AWSRoute53Resolver.stream}': {
+        columns: schema_AWSRoute53Resolver.columns
+      }
+      '${schema_AWSNLBAccessLogs.stream}': {
+        columns: schema_AWSNLBAccessLogs.columns
+      }
+    }
+    schemas: [
+      schema_AWSS3ConnectorHealth_CL
+      schema_AWSCloudTrail
+      schema_AWSVPCFlow
+      schema_AWSGuardDuty
+      schema_AWSWAF
+      schema_AWSALBAccessLogs
+      schema_AWSS3ServerAccess
+      schema_AWSSecurityHubFindings
+      schema_AWSRoute53Resolver
+      schema_AWSNLBAccessLogs
+    ]
+  }
+  {
+    streamDeclarations: {
       '${schema_AWSCloudFront_AccessLog_CL.stream}': {
         columns: schema_AWSCloudFront_AccessLog_CL.columns
-      }
-      '${schema_AWSCloudTrail.stream}': {
-        columns: schema_AWSCloudTrail.columns
       }
       '${schema_AWSCloudWatch.stream}': {
         columns: schema_AWSCloudWatch.columns
@@ -78,65 +115,28 @@ var dcrGroups = [
       '${schema_AWSELBFlowLogs.stream}': {
         columns: schema_AWSELBFlowLogs.columns
       }
-      '${schema_AWSGuardDuty.stream}': {
-        columns: schema_AWSGuardDuty.columns
-      }
-      '${schema_AWSNLBAccessLogs.stream}': {
-        columns: schema_AWSNLBAccessLogs.columns
-      }
       '${schema_AWSNetworkFirewallAlert.stream}': {
         columns: schema_AWSNetworkFirewallAlert.columns
       }
-    }
-    schemas: [
-      schema_AWSS3ConnectorHealth_CL
-      schema_AWSALBAccessLogs
-      schema_AWSCloudFront_AccessLog_CL
-      schema_AWSCloudTrail
-      schema_AWSCloudWatch
-      schema_AWSELBClassicAccessLogs_CL
-      schema_AWSELBFlowLogs
-      schema_AWSGuardDuty
-      schema_AWSNLBAccessLogs
-      schema_AWSNetworkFirewallAlert
-    ]
-  }
-  {
-    streamDeclarations: {
       '${schema_AWSNetworkFirewallFlow.stream}': {
         columns: schema_AWSNetworkFirewallFlow.columns
       }
       '${schema_AWSNetworkFirewallTls.stream}': {
         columns: schema_AWSNetworkFirewallTls.columns
       }
-      '${schema_AWSRoute53Resolver.stream}': {
-        columns: schema_AWSRoute53Resolver.columns
-      }
       '${schema_AWSS3Raw_CL.stream}': {
         columns: schema_AWSS3Raw_CL.columns
       }
-      '${schema_AWSS3ServerAccess.stream}': {
-        columns: schema_AWSS3ServerAccess.columns
-      }
-      '${schema_AWSSecurityHubFindings.stream}': {
-        columns: schema_AWSSecurityHubFindings.columns
-      }
-      '${schema_AWSVPCFlow.stream}': {
-        columns: schema_AWSVPCFlow.columns
-      }
-      '${schema_AWSWAF.stream}': {
-        columns: schema_AWSWAF.columns
-      }
     }
     schemas: [
+      schema_AWSCloudFront_AccessLog_CL
+      schema_AWSCloudWatch
+      schema_AWSELBClassicAccessLogs_CL
+      schema_AWSELBFlowLogs
+      schema_AWSNetworkFirewallAlert
       schema_AWSNetworkFirewallFlow
       schema_AWSNetworkFirewallTls
-      schema_AWSRoute53Resolver
       schema_AWSS3Raw_CL
-      schema_AWSS3ServerAccess
-      schema_AWSSecurityHubFindings
-      schema_AWSVPCFlow
-      schema_AWSWAF
     ]
   }
 ]
@@ -174,7 +174,7 @@ module dcr 'modules/dcr.bicep' = [for (group, i) in dcrGroups: {
   }
 }]
 
-@description('Every DCR: name, resourceId, immutableId, logsIngestionEndpoint and the tables (streams) it accepts.')
+@description('Each DCR: name, resourceId, immutableId, logsIngestionEndpoint, tables.')
 output dcrs array = [for (group, i) in dcrGroups: {
   name: dcr[i].outputs.name
   resourceId: dcr[i].outputs.resourceId
@@ -182,6 +182,82 @@ output dcrs array = [for (group, i) in dcrGroups: {
   logsIngestionEndpoint: dcr[i].outputs.logsIngestionEndpoint
   tables: dcr[i].outputs.tables
 }]
+
+@description('Table -> {endpoint, dcrImmutableId} of the DCR that accepts it (for a per-table setting).')
+output dcrRoutes object = {
+  '${schema_AWSS3ConnectorHealth_CL.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSCloudTrail.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSVPCFlow.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSGuardDuty.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSWAF.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSALBAccessLogs.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSS3ServerAccess.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSSecurityHubFindings.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSRoute53Resolver.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSNLBAccessLogs.table}': {
+    endpoint: dcr[0].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[0].outputs.immutableId
+  }
+  '${schema_AWSCloudFront_AccessLog_CL.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSCloudWatch.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSELBClassicAccessLogs_CL.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSELBFlowLogs.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSNetworkFirewallAlert.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSNetworkFirewallFlow.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSNetworkFirewallTls.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+  '${schema_AWSS3Raw_CL.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
+}
 
 @description('Names of the custom tables created in the workspace.')
 output customTableNames array = customTables.outputs.names
