@@ -202,3 +202,17 @@ def test_checkov_has_no_failed_checks_and_every_skip_has_a_reason(checkov_report
     assert stage.counts["bicep_passed"] > 0
     assert stage.counts["cloudformation_passed"] > 0
     assert stage.counts["parsing_errors"] == 0
+
+
+@needs_node
+def test_alert_measure_column_must_be_a_numeric_result_column():
+    query = "AWSS3ConnectorHealth_CL | summarize Items = count(), Last = max(TimeGenerated)"
+    stage = vi.check_kql(queries=[
+        {"name": "missing", "query": query, "measure": "NotThere"},
+        {"name": "not-numeric", "query": query, "measure": "Last"},
+        {"name": "fine", "query": query, "measure": "Items"},
+    ])
+    problems = "\n".join(stage.problems)
+    assert "missing: metricMeasureColumn 'NotThere' is not a column" in problems
+    assert "not-numeric: metricMeasureColumn 'Last' is datetime" in problems
+    assert "fine:" not in problems

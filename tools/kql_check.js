@@ -4,7 +4,8 @@
 // stdin : {"tables": {"<Table>": "(Col:type, ...)"},
 //          "queries": [{"name": "...", "query": "...", "tables": {optional extra tables}}]}
 // stdout: {"analysed": n, "errors": n, "warnings": n,
-//          "results": [{"name", "diagnostics": [{"severity","code","message","line","column","snippet"}]}]}
+//          "results": [{"name", "columns": [{"name","type"}] (result schema, when tabular),
+//                       "diagnostics": [{"severity","code","message","line","column","snippet"}]}]}
 // Exit  : 0 when no query has an error diagnostic, 1 when one has, 2 on bad input.
 'use strict';
 const path = require('path');
@@ -27,6 +28,17 @@ function globalsFor(K, tables) {
 function position(text, offset) {
   const before = text.slice(0, offset).split('\n');
   return { line: before.length, column: before[before.length - 1].length + 1 };
+}
+
+function resultColumns(code) {
+  const type = code.ResultType;
+  const columns = [];
+  if (!type || !type.Columns) return columns;
+  for (let i = 0; i < type.Columns.Count; i++) {
+    const c = type.Columns.getItem(i);
+    columns.push({ name: c.Name, type: c.Type ? c.Type.Name : '' });
+  }
+  return columns;
 }
 
 function analyse(K, input) {
@@ -52,7 +64,7 @@ function analyse(K, input) {
         position(q.query, d.Start),
         { snippet: q.query.substr(d.Start, Math.max(d.Length, 1)) }));
     }
-    results.push({ name: q.name, diagnostics });
+    results.push({ name: q.name, columns: resultColumns(code), diagnostics });
   }
   return { analysed: results.length, errors, warnings, results };
 }

@@ -95,6 +95,7 @@ STANDARD_COLUMNS = {
     "_ResourceId": "string", "_SubscriptionId": "string", "_BilledSize": "real",
     "_IsBillable": "string", "_TimeReceived": "datetime", "_ItemId": "string",
 }
+NUMERIC_KUSTO_TYPES = {"int", "long", "real", "decimal"}
 # Workbook parameter tokens and what they stand for when a query is analysed offline.
 WORKBOOK_TOKENS = {"{TimeRange:grain}": "1h", "{TimeRange}": "ago(1d)"}
 
@@ -507,15 +508,18 @@ def alert_queries() -> list[dict[str, str]]:
         for j, cond in enumerate(res["config"]["properties"]["criteria"]["allOf"]):
             q = cond.get("query")
             fn = _function(q)
+            item: dict[str, Any] = {"name": f"{rel(path)}#{rname}[{j}]", "query": ""}
             if fn and fn[0] == "load_text_content":
                 file = path.parent / fn[1]["file_path"]
-                out.append({"name": f"{rel(path)}#{rname}[{j}] ({rel(file.resolve())})",
-                            "query": file.read_text()})
+                item = {"name": f"{rel(path)}#{rname}[{j}] ({rel(file.resolve())})",
+                        "query": file.read_text()}
             elif isinstance(q, str):
-                out.append({"name": f"{rel(path)}#{rname}[{j}]", "query": q})
+                item["query"] = q
             else:
-                out.append({"name": f"{rel(path)}#{rname}[{j}]", "query": "",
-                            "error": "query is neither a literal nor loadTextContent(...)"})
+                item["error"] = "query is neither a literal nor loadTextContent(...)"
+            if cond.get("metricMeasureColumn"):
+                item["measure"] = cond["metricMeasureColumn"]
+            out.append(item)
     return out
 
 
@@ -572,7 +576,16 @@ def check_kql(queries: list[dict[str, Any]] | None = None,
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as err:
         stage.fail(str(err))
         return stage
-    for result in report["results"]:
+    for q, result in zip(queries, report["results"], strict=True):
+        measure = q.get("measure")
+        if measure:
+            types = {c["name"]: c["type"] for c in result.get("columns", [])}
+            if measure not in types:
+                stage.fail(f"{result['name']}: metricMeasureColumn {measure!r} is not a column "
+                           f"of the result ({', '.join(types) or 'none'})")
+            elif types[measure] not in NUMERIC_KUSTO_TYPES:
+                stage.fail(f"{result['name']}: metricMeasureColumn {measure!r} is "
+                           f"{types[measure]}, not numeric")
         for d in result["diagnostics"]:
             line = (f"{result['name']}: {d['severity']} {d['code']} at {d['line']}:{d['column']}: "
                     f"{d['message']}")
