@@ -178,7 +178,7 @@ output streamCount int = {total}
 
 
 def render(groups: list[list[Schema]], schemas: list[Schema]) -> str:
-    lines = [HEADER.format(limit=MAX_STREAMS_PER_DCR), ""]
+    lines = [HEADER.format(limit=MAX_STREAMS_PER_DCR)]
     lines.append("// Schema files (one per stream): the only column lists.")
     for s in sorted(schemas, key=lambda s: s.table):
         lines.append(f"var {s.var} = loadJsonContent('{SCHEMA_REL}/{s.file}')")

@@ -450,7 +450,7 @@ def check_parameters() -> Stage:
     try:
         load_settings(env)
     except ConfigError as err:
-        for msg in getattr(err, "errors", None) or [str(err)]:
+        for msg in getattr(err, "problems", None) or [str(err)]:
             stage.fail(f"{rel(PARAMS_EXAMPLE)}: awsSources rejected by shared.config: {msg}")
     stage.counts["parameters"] = len(params)
     stage.counts["example_values"] = len(example)
@@ -718,8 +718,48 @@ def check_aws_policy() -> Stage:
         for out in ("RoleArn", "QueueUrl", "AwsSourcesEntry"):
             if out not in outputs:
                 stage.fail(f"{where}: output {out} is missing")
+        entry = outputs.get("AwsSourcesEntry", {}).get("Value")
+        if entry is not None:
+            for problem in _check_sources_entry(entry):
+                stage.fail(f"{where}: output AwsSourcesEntry: {problem}")
         stage.counts["resources"] = stage.counts.get("resources", 0) + len(resources)
     return stage
+
+
+def _check_sources_entry(value: Any) -> list[str]:
+    """Render the AwsSourcesEntry !Sub with sample values; shared.config must accept it."""
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+
+    sub = value.get("Fn::Sub") if isinstance(value, dict) else None
+    if sub is None:
+        return ["expected a !Sub producing one AWS_SOURCES element"]
+    template = sub if isinstance(sub, str) else sub[0]
+    sample = {
+        "SourceName": "prod-us-east-1", "AWS::Region": "us-east-1",
+        "NotificationQueue": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+        "ConnectorRole.Arn": "arn:aws:iam::123456789012:role/connector",
+        "LogBucketName": "logs-bucket", "LogKeyPrefix": "AWSLogs/",
+        "P2": '","vpc/', "P3": "", "P4": "",
+    }
+    text = _substitute_params(template, sample)
+    try:
+        entry = json.loads(text)
+    except ValueError as err:
+        return [f"not JSON once substituted ({err}): {text}"]
+    env = {"AWS_SOURCES": json.dumps([entry]),
+           "LOGS_INGESTION_ENDPOINT": "https://example.ingest.monitor.azure.com",
+           "DCR_IMMUTABLE_ID": "dcr-00000000000000000000000000000000",
+           "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+           "AWS_WEB_IDENTITY_AUDIENCE": "api://audience"}
+    try:
+        settings = load_settings(env)
+    except ConfigError as err:
+        return [f"rejected by shared.config: {m}" for m in getattr(err, "problems", [str(err)])]
+    source = settings.sources[0]
+    if dict(source.buckets) != {"logs-bucket": ("AWSLogs/", "vpc/")}:
+        return [f"buckets {dict(source.buckets)} do not list the bucket and its prefixes"]
+    return []
 
 
 def _statements(doc: Any) -> list[dict[str, Any]]:

@@ -216,9 +216,11 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
   // Connector.
   AWS_SOURCES: string(awsSources)
-  // The app reads one DCR; it accepts the streams of DCR 1 only (see infra/README.md, DCR limit).
+  // Default DCR (DCR 1) and, per table, the DCR that holds its stream: a DCR takes at most 10
+  // streams, so the streams are spread over several (see infra/README.md, DCR limit).
   LOGS_INGESTION_ENDPOINT: streams.outputs.dcrs[0].logsIngestionEndpoint
   DCR_IMMUTABLE_ID: streams.outputs.dcrs[0].immutableId
+  DCR_ROUTES: string(streams.outputs.dcrRoutes)
   AZURE_CLIENT_ID: identity.outputs.clientId
   AWS_WEB_IDENTITY_AUDIENCE: awsWebIdentityAudience
   KEY_VAULT_URL: keyVault.outputs.uri
@@ -308,16 +310,16 @@ output keyVaultName string = keyVault.outputs.name
 @description('Name of the storage account (queues, checkpoint table, deployment container).')
 output storageAccountName string = storage.outputs.name
 
-@description('LOGS_INGESTION_ENDPOINT as set on the app (DCR 1).')
+@description('LOGS_INGESTION_ENDPOINT as set on the app (DCR 1, the default route).')
 output logsIngestionEndpoint string = streams.outputs.dcrs[0].logsIngestionEndpoint
 
-@description('DCR_IMMUTABLE_ID as set on the app (DCR 1).')
+@description('DCR_IMMUTABLE_ID as set on the app (DCR 1, the default route).')
 output dcrImmutableId string = streams.outputs.dcrs[0].immutableId
 
 @description('Every DCR with its immutableId, logsIngestionEndpoint and tables (the service allows 10 streams per DCR).')
 output dcrs array = streams.outputs.dcrs
 
-@description('Table -> {endpoint, dcrImmutableId}: what a per-table routing setting would carry (see infra/README.md).')
+@description('DCR_ROUTES as set on the app: table -> {endpoint, dcrImmutableId} of the DCR holding its stream.')
 output dcrRoutes object = streams.outputs.dcrRoutes
 
 @description('Resource id of the pipeline health workbook.')

@@ -30,7 +30,6 @@ param tags object = {}
 
 var workspaceSegments = split(logAnalyticsWorkspaceResourceId, '/')
 
-
 // Schema files (one per stream): the only column lists.
 var schema_AWSALBAccessLogs = loadJsonContent('../../shared/schemas/AWSALBAccessLogs.json')
 var schema_AWSCloudFront_AccessLog_CL = loadJsonContent('../../shared/schemas/AWSCloudFront_AccessLog_CL.json')
