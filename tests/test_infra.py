@@ -216,3 +216,11 @@ def test_alert_measure_column_must_be_a_numeric_result_column():
     assert "missing: metricMeasureColumn 'NotThere' is not a column" in problems
     assert "not-numeric: metricMeasureColumn 'Last' is datetime" in problems
     assert "fine:" not in problems
+
+
+def test_aws_sources_entry_output_is_checked_against_the_config_parser():
+    bad = {"Fn::Sub": ['{"name":"${SourceName}","queueUrl":"not-a-url","region":"${AWS::Region}",'
+                       '"buckets":{"${LogBucketName}":["${LogKeyPrefix}${P2}${P3}${P4}"]}}', {}]}
+    problems = "\n".join(vi._check_sources_entry(bad))
+    assert "queueUrl must be the SQS queue URL" in problems
+    assert "needs roleArn" in problems
