@@ -1,4 +1,5 @@
 """``python -m devtools`` = ``python -m devtools.stack``."""
+
 import sys
 
 from .stack import main

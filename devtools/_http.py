@@ -1,4 +1,5 @@
 """Shared plumbing for the in-process emulators: a threaded HTTP(S) server and a handler base."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,9 @@ import socket
 import ssl
 import struct
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, Mapping, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger(__name__)
@@ -20,8 +22,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 emulator: Any, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        emulator: Any,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
         super().__init__(address, handler)
         self.emulator = emulator
         self.ssl_context = ssl_context
@@ -60,7 +67,9 @@ class Handler(BaseHTTPRequestHandler, Generic[E]):
 
     @property
     def query(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query, keep_blank_values=True).items()}
+        return {
+            k: v[-1] for k, v in parse_qs(urlsplit(self.path).query, keep_blank_values=True).items()
+        }
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         logger.debug("%s %s", type(self.emulator).__name__, format % args)
@@ -118,8 +127,9 @@ class Emulator:
 
     handler_class: type[BaseHTTPRequestHandler]
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._server = _Server((host, port), self.handler_class, self, ssl_context)
         self._thread: threading.Thread | None = None
         self.host, self.port = self._server.server_address[:2]
@@ -130,10 +140,14 @@ class Emulator:
         """Origin without a trailing slash, e.g. ``https://127.0.0.1:50123``."""
         return f"{self.scheme}://{self.host}:{self.port}"
 
-    def start(self) -> "Emulator":
+    def start(self) -> Self:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name=f"{type(self).__name__}:{self.port}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"{type(self).__name__}:{self.port}",
+                daemon=True,
+            )
             self._thread.start()
             logger.info("%s listening on %s", type(self).__name__, self.url)
         return self
@@ -145,7 +159,7 @@ class Emulator:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -4,23 +4,25 @@ azure-identity 1.27's ``ManagedIdentityCredential`` picks ``AppServiceCredential
 ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` are set (and ``IDENTITY_SERVER_THUMBPRINT`` is not);
 that class delegates to MSAL (``msal.managed_identity._obtain_token_on_app_service``), which sends::
 
-    GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=<resource>[&client_id=|object_id=|mi_res_id=]
+    GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=<resource>
+        [&client_id=... | &object_id=... | &mi_res_id=...]
     X-IDENTITY-HEADER: {IDENTITY_HEADER}
     Metadata: true
 
 and expects ``{"access_token", "expires_on", "resource", "token_type"}``; on failure MSAL reports
 the ``statusCode`` and ``message`` fields of the error body. MSAL caches tokens per credential
-instance and refetches when less than 5 minutes remain, so ``token_lifetime`` < 300 disables caching.
+instance and refetches when less than 5 minutes remain: ``token_lifetime`` < 300 defeats caching.
 Like App Service, the endpoint is plain http on loopback.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from . import tokens
 from ._http import Emulator, Handler
@@ -80,7 +82,9 @@ class IdentityEmulator(Emulator):
     ) -> None:
         self.secret = secret
         self.tenant_id = tenant_id
-        self.system_identity = system_identity or ManagedIdentity(str(uuid.uuid4()), str(uuid.uuid4()))
+        self.system_identity = system_identity or ManagedIdentity(
+            str(uuid.uuid4()), str(uuid.uuid4())
+        )
         self.user_identities = list(user_identities)
         self.identity_header = identity_header or uuid.uuid4().hex
         self.token_lifetime = token_lifetime
@@ -105,11 +109,23 @@ class IdentityEmulator(Emulator):
 
     def _find(self, q: dict[str, str]) -> ManagedIdentity | None:
         if "client_id" in q:
-            return next((i for i in self.user_identities + [self.system_identity]
-                         if i.client_id == q["client_id"]), None)
+            return next(
+                (
+                    i
+                    for i in self.user_identities + [self.system_identity]
+                    if i.client_id == q["client_id"]
+                ),
+                None,
+            )
         if "object_id" in q:
-            return next((i for i in self.user_identities + [self.system_identity]
-                         if i.principal_id == q["object_id"]), None)
+            return next(
+                (
+                    i
+                    for i in self.user_identities + [self.system_identity]
+                    if i.principal_id == q["object_id"]
+                ),
+                None,
+            )
         if "mi_res_id" in q:
             return None  # resource ids are not modelled
         return self.system_identity
@@ -117,7 +133,11 @@ class IdentityEmulator(Emulator):
     def _issue(self, path: str, header: str | None, q: dict[str, str]) -> tuple[int, dict]:
         def error(status: int, message: str) -> tuple[int, dict]:
             logger.info("identity request refused (%s): %s", status, message)
-            return status, {"statusCode": status, "message": message, "correlationId": str(uuid.uuid4())}
+            return status, {
+                "statusCode": status,
+                "message": message,
+                "correlationId": str(uuid.uuid4()),
+            }
 
         if path.rstrip("/") != TOKEN_PATH:
             return error(404, f"Unknown path {path}")
@@ -133,9 +153,15 @@ class IdentityEmulator(Emulator):
             return error(400, "Unable to load the proper Managed Identity.")
         resource = resource.removesuffix("/.default")
         now = int(time.time())
-        token = tokens.mint(self.secret, audience=resource, tenant_id=self.tenant_id,
-                            principal_id=identity.principal_id, client_id=identity.client_id,
-                            lifetime=self.token_lifetime, now=now)
+        token = tokens.mint(
+            self.secret,
+            audience=resource,
+            tenant_id=self.tenant_id,
+            principal_id=identity.principal_id,
+            client_id=identity.client_id,
+            lifetime=self.token_lifetime,
+            now=now,
+        )
         logger.debug("issued token for %s (client %s)", resource, identity.client_id)
         return 200, {
             "access_token": token,

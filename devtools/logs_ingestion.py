@@ -13,6 +13,7 @@ The column check is stricter than the service (which drops undeclared columns si
 undeclared column is a bug in the mapper and should fail loudly. Stream declarations come from
 ``shared/schemas/*.json`` (``{"table", "stream", "outputStream", "columns": [{"name", "type"}]}``).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,11 @@ import threading
 import time
 import zlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import tokens
 from ._http import Emulator, Handler
@@ -38,15 +40,24 @@ DEFAULT_DCR_IMMUTABLE_ID = "dcr-00000000000000000000000000000000"
 AUDIENCE = "https://monitor.azure.com"
 MAX_BODY_BYTES = 1_048_576
 _PATH = re.compile(r"^/dataCollectionRules/(?P<dcr>[^/]+)/streams/(?P<stream>[^/]+)/?$")
-_DEFAULT_CODES = {400: "InvalidPayload", 401: "InvalidToken", 403: "OperationFailed", 404: "NotFound",
-                  413: "ContentLengthLimitExceeded", 429: "TooManyRequests", 500: "InternalServerError",
-                  503: "ServiceUnavailable"}
+_DEFAULT_CODES = {
+    400: "InvalidPayload",
+    401: "InvalidToken",
+    403: "OperationFailed",
+    404: "NotFound",
+    413: "ContentLengthLimitExceeded",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
 
 
 class ApiError(Exception):
     """An error answer: HTTP status, service error code, message, extra headers."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
@@ -70,8 +81,8 @@ class IngestionRequest:
     """One request as seen by the emulator (also failed and faulted ones)."""
 
     stream: str
-    status: int
-    compressed_size: int     # bytes on the wire (== uncompressed_size without gzip)
+    status: int  # 0 = connection dropped by an injected reset
+    compressed_size: int  # bytes on the wire (== uncompressed_size without gzip)
     uncompressed_size: int
     record_count: int
     client_request_id: str | None
@@ -125,8 +136,11 @@ class _IngestionHandler(Handler["LogsIngestionEmulator"]):
 
     def _method_not_allowed(self) -> None:
         self.read_body()
-        self.send_json(405, {"error": {"code": "MethodNotAllowed", "message": f"{self.command} is not supported"}},
-                       {"x-ms-error-code": "MethodNotAllowed"})
+        self.send_json(
+            405,
+            {"error": {"code": "MethodNotAllowed", "message": f"{self.command} is not supported"}},
+            {"x-ms-error-code": "MethodNotAllowed"},
+        )
 
 
 class LogsIngestionEmulator(Emulator):
@@ -148,7 +162,9 @@ class LogsIngestionEmulator(Emulator):
         self.secret = secret
         self.dcr_immutable_id = dcr_immutable_id
         self.streams = load_schemas(schemas_dir)
-        self.allowed_principals: set[str] | None = set(allowed_principals) if allowed_principals is not None else None
+        self.allowed_principals: set[str] | None = (
+            set(allowed_principals) if allowed_principals is not None else None
+        )
         self.requests: list[IngestionRequest] = []
         self._accepted: list[tuple[str, dict[str, Any]]] = []
         self._faults: deque[Fault] = deque()
@@ -213,18 +229,32 @@ class LogsIngestionEmulator(Emulator):
         body = h.read_body()
         match = _PATH.match(h.path_only)
         stream = match["stream"] if match else ""
-        info: dict[str, Any] = {"compressed_size": len(body), "uncompressed_size": len(body), "record_count": 0}
+        info: dict[str, Any] = {
+            "compressed_size": len(body),
+            "uncompressed_size": len(body),
+            "record_count": 0,
+        }
         try:
             if not match:
                 raise ApiError(404, "NotFound", f"No route for {h.command} {h.path_only}")
             claims = self._authenticate(h.headers.get("Authorization"))
             info["principal_id"] = claims.get("oid")
             if match["dcr"] != self.dcr_immutable_id:
-                raise ApiError(404, "NotFound", f"Data collection rule with immutable Id '{match['dcr']}' not found.")
-            if self.allowed_principals is not None and claims.get("oid") not in self.allowed_principals:
-                raise ApiError(403, "OperationFailed",
-                               "The authentication token provided does not have access to ingest data for the "
-                               f"data collection rule with immutable Id '{match['dcr']}'.")
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f"Data collection rule with immutable Id '{match['dcr']}' not found.",
+                )
+            if (
+                self.allowed_principals is not None
+                and claims.get("oid") not in self.allowed_principals
+            ):
+                raise ApiError(
+                    403,
+                    "OperationFailed",
+                    "The authentication token provided does not have access to ingest data for the "
+                    f"data collection rule with immutable Id '{match['dcr']}'.",
+                )
             fault = self._take_fault(stream)
             if fault is not None:
                 if fault.latency:
@@ -240,40 +270,66 @@ class LogsIngestionEmulator(Emulator):
                     if fault.retry_after is not None:
                         ra = fault.retry_after
                         headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
-                    raise ApiError(fault.status, code, fault.message or f"Injected fault {fault.status}", headers)
+                    raise ApiError(
+                        fault.status,
+                        code,
+                        fault.message or f"Injected fault {fault.status}",
+                        headers,
+                    )
             records = self._parse(body, h.headers.get("Content-Encoding", ""), info)
             self._validate(stream, records)
         except ApiError as err:
             self._log(stream, err.status, info, err.code, h)
-            h.send_json(err.status, {"error": {"code": err.code, "message": err.message}},
-                        {"x-ms-error-code": err.code, **err.headers})
+            h.send_json(
+                err.status,
+                {"error": {"code": err.code, "message": err.message}},
+                {"x-ms-error-code": err.code, **err.headers},
+            )
             return
         with self._lock:
             self._accepted.extend((stream, r) for r in records)
         self._log(stream, 204, info, None, h)
         h.send_empty(204)
 
-    def _log(self, stream: str, status: int, info: dict[str, Any], code: str | None, h: Handler) -> None:
-        entry = IngestionRequest(stream, status, info["compressed_size"], info["uncompressed_size"],
-                                 info["record_count"], h.headers.get("x-ms-client-request-id"), code,
-                                 info.get("principal_id"))
+    def _log(
+        self, stream: str, status: int, info: dict[str, Any], code: str | None, h: Handler
+    ) -> None:
+        entry = IngestionRequest(
+            stream,
+            status,
+            info["compressed_size"],
+            info["uncompressed_size"],
+            info["record_count"],
+            h.headers.get("x-ms-client-request-id"),
+            code,
+            info.get("principal_id"),
+        )
         with self._lock:
             self.requests.append(entry)
-        (logger.debug if status < 400 else logger.info)("ingest %s -> %s %s", stream, status, code or "")
+        (logger.debug if status < 400 else logger.info)(
+            "ingest %s -> %s %s", stream, status, code or ""
+        )
 
     def _authenticate(self, header: str | None) -> dict[str, Any]:
         if not header or not header.startswith("Bearer "):
-            raise ApiError(401, "InvalidToken", "An authentication token is required (Authorization: Bearer).")
+            raise ApiError(
+                401, "InvalidToken", "An authentication token is required (Authorization: Bearer)."
+            )
         try:
-            return tokens.verify(header[len("Bearer "):], self.secret, AUDIENCE)
+            return tokens.verify(header[len("Bearer ") :], self.secret, AUDIENCE)
         except tokens.TokenError as exc:
-            raise ApiError(401, "InvalidToken", f"The authentication token is invalid: {exc}.") from exc
+            raise ApiError(
+                401, "InvalidToken", f"The authentication token is invalid: {exc}."
+            ) from exc
 
     @staticmethod
     def _too_large(size: int) -> ApiError:
-        return ApiError(413, "ContentLengthLimitExceeded",
-                        f"Maximum allowed content length: {MAX_BODY_BYTES} bytes (1 MB). "
-                        f"Provided content length: {size} bytes.")
+        return ApiError(
+            413,
+            "ContentLengthLimitExceeded",
+            f"Maximum allowed content length: {MAX_BODY_BYTES} bytes (1 MB). "
+            f"Provided content length: {size} bytes.",
+        )
 
     def _parse(self, body: bytes, encoding: str, info: dict[str, Any]) -> list[dict[str, Any]]:
         if len(body) > MAX_BODY_BYTES:
@@ -291,32 +347,48 @@ class LogsIngestionEmulator(Emulator):
                     raise zlib.error("truncated gzip stream")
                 body = raw
             except zlib.error as exc:
-                raise ApiError(400, "InvalidContentEncoding", f"The gzip body could not be decompressed: {exc}") from exc
+                raise ApiError(
+                    400, "InvalidContentEncoding", f"The gzip body could not be decompressed: {exc}"
+                ) from exc
             info["uncompressed_size"] = len(body)
         try:
             records = json.loads(body)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise ApiError(400, "InvalidPayload", f"The request body is not valid JSON: {exc}") from exc
+            raise ApiError(
+                400, "InvalidPayload", f"The request body is not valid JSON: {exc}"
+            ) from exc
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ApiError(400, "InvalidPayload", "The request body must be a JSON array of objects.")
+            raise ApiError(
+                400, "InvalidPayload", "The request body must be a JSON array of objects."
+            )
         info["record_count"] = len(records)
         return records
 
     def _validate(self, stream: str, records: list[dict[str, Any]]) -> None:
         columns = self.streams.get(stream)
         if columns is None:
-            raise ApiError(400, "InvalidStream",
-                           f"Stream '{stream}' is not declared in data collection rule '{self.dcr_immutable_id}'.")
+            raise ApiError(
+                400,
+                "InvalidStream",
+                f"Stream '{stream}' is not declared in data collection rule "
+                f"'{self.dcr_immutable_id}'.",
+            )
         for index, record in enumerate(records):
             for name, value in record.items():
                 kind = columns.get(name)
                 if kind is None:
-                    raise ApiError(400, "InvalidPayload",
-                                   f"Record {index}: column '{name}' is not declared in stream '{stream}'.")
+                    raise ApiError(
+                        400,
+                        "InvalidPayload",
+                        f"Record {index}: column '{name}' is not declared in stream '{stream}'.",
+                    )
                 if value is not None and not _TYPE_CHECKS[kind](value):
-                    raise ApiError(400, "InvalidPayload",
-                                   f"Record {index}: column '{name}' of type '{kind}' got "
-                                   f"{type(value).__name__} value {str(value)[:80]!r}.")
+                    raise ApiError(
+                        400,
+                        "InvalidPayload",
+                        f"Record {index}: column '{name}' of type '{kind}' got "
+                        f"{type(value).__name__} value {str(value)[:80]!r}.",
+                    )
 
 
 def _drain(d: Any, chunk: int = 1 << 20) -> Iterable[bytes]:

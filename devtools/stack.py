@@ -9,6 +9,7 @@
 
 ``python -m devtools.stack [--json]`` runs it in the foreground for ``func start``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Self
 
 import trustme
 
@@ -36,18 +38,24 @@ from .identity import IdentityEmulator, ManagedIdentity
 from .keyvault import KeyVaultEmulator
 from .logs_ingestion import DEFAULT_DCR_IMMUTABLE_ID, DEFAULT_SCHEMAS_DIR, LogsIngestionEmulator
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("devtools.stack")  # same name under `python -m`
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 HOST = "127.0.0.1"
 TENANT_ID = "72f988bf-0000-4000-8000-0000000000aa"
-SYSTEM_IDENTITY = ManagedIdentity(client_id="11111111-0000-4000-8000-000000000001",
-                                  principal_id="22222222-0000-4000-8000-000000000001")
-USER_IDENTITY = ManagedIdentity(client_id="11111111-0000-4000-8000-000000000002",
-                                principal_id="22222222-0000-4000-8000-000000000002")
+SYSTEM_IDENTITY = ManagedIdentity(
+    client_id="11111111-0000-4000-8000-000000000001",
+    principal_id="22222222-0000-4000-8000-000000000001",
+)
+USER_IDENTITY = ManagedIdentity(
+    client_id="11111111-0000-4000-8000-000000000002",
+    principal_id="22222222-0000-4000-8000-000000000002",
+)
 AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
 
 # Exec shim: ask the kernel to SIGTERM the child when its parent thread dies, then exec the
 # real command. Avoids preexec_fn, which is unsafe once threads exist.
@@ -75,8 +83,14 @@ class LocalStack:
     ``storage_connection_string``, ``ca_path``.
     """
 
-    def __init__(self, *, schemas_dir: Path | str = DEFAULT_SCHEMAS_DIR, moto: bool = True,
-                 azurite: bool = True, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        *,
+        schemas_dir: Path | str = DEFAULT_SCHEMAS_DIR,
+        moto: bool = True,
+        azurite: bool = True,
+        startup_timeout: float = 20.0,
+    ) -> None:
         self.schemas_dir = Path(schemas_dir)
         self.use_moto, self.use_azurite = moto, azurite
         self.startup_timeout = startup_timeout
@@ -88,12 +102,13 @@ class LocalStack:
         self.storage_connection_string = ""
         self._procs: list[tuple[str, subprocess.Popen]] = []
         self._tmp: Path | None = None
+        self.ca_path: Path | None = None
         self.identity: IdentityEmulator | None = None
         self.ingestion: LogsIngestionEmulator | None = None
         self.keyvault: KeyVaultEmulator | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
-    def start(self) -> "LocalStack":
+    def start(self) -> Self:
         started = time.monotonic()
         try:
             self._start()
@@ -116,16 +131,26 @@ class LocalStack:
                 raise StackError(f"{AZURITE_BIN} not found: run `npm install` in {REPO_ROOT}")
             ports = {svc: free_port() for svc in ("blob", "queue", "table")}
             # Azurite refuses --location together with --inMemoryPersistence; cwd is the temp dir.
-            cmd = [str(AZURITE_BIN), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck", "--loose",
-                   "--disableTelemetry"]
+            cmd = [
+                str(AZURITE_BIN),
+                "--silent",
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+            ]
             for svc, port in ports.items():
                 cmd += [f"--{svc}Host", HOST, f"--{svc}Port", str(port)]
                 waits.append((f"azurite-{svc}", port, False))
             self._spawn("azurite", cmd)
-            endpoints = ";".join(f"{svc.capitalize()}Endpoint=http://{HOST}:{port}/{AZURITE_ACCOUNT}"
-                                 for svc, port in ports.items())
-            self.storage_connection_string = (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-                                              f"AccountKey={AZURITE_KEY};{endpoints};")
+            endpoints = ";".join(
+                f"{svc.capitalize()}Endpoint=http://{HOST}:{port}/{AZURITE_ACCOUNT}"
+                for svc, port in ports.items()
+            )
+            self.storage_connection_string = (
+                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                f"AccountKey={AZURITE_KEY};{endpoints};"
+            )
 
         ca = trustme.CA()
         self.ca_path = self._tmp / "ca.pem"
@@ -133,10 +158,15 @@ class LocalStack:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(HOST, "localhost").configure_cert(tls)
         signing_key = secrets.token_bytes(32)
-        self.identity = IdentityEmulator(signing_key, tenant_id=self.tenant_id, system_identity=SYSTEM_IDENTITY,
-                                         user_identities=[USER_IDENTITY]).start()
-        self.ingestion = LogsIngestionEmulator(signing_key, tls, schemas_dir=self.schemas_dir,
-                                               dcr_immutable_id=self.dcr_immutable_id).start()
+        self.identity = IdentityEmulator(
+            signing_key,
+            tenant_id=self.tenant_id,
+            system_identity=SYSTEM_IDENTITY,
+            user_identities=[USER_IDENTITY],
+        ).start()
+        self.ingestion = LogsIngestionEmulator(
+            signing_key, tls, schemas_dir=self.schemas_dir, dcr_immutable_id=self.dcr_immutable_id
+        ).start()
         self.keyvault = KeyVaultEmulator(signing_key, tls, tenant_id=self.tenant_id).start()
 
         for name, port, http_probe in waits:
@@ -148,8 +178,14 @@ class LocalStack:
         if sys.platform.startswith("linux"):
             cmd = [sys.executable, "-c", _PDEATHSIG_SHIM, str(os.getpid()), *cmd]
         with open(self._tmp / f"{name}.log", "wb") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=self._tmp)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self._tmp,
+            )
         self._procs.append((name, proc))
         logger.debug("started %s (pid %d): %s", name, proc.pid, shlex.join(cmd))
 
@@ -170,7 +206,9 @@ class LocalStack:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise StackError(f"{name} not answering on port {port}: {self._log_tail(name)}") from None
+                    raise StackError(
+                        f"{name} not answering on port {port}: {self._log_tail(name)}"
+                    ) from None
                 time.sleep(0.05)
 
     def _log_tail(self, name: str) -> str:
@@ -189,8 +227,12 @@ class LocalStack:
             "KEY_VAULT_URL": self.keyvault.vault_url,
         }
         if self.moto_url:
-            env |= {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+            env |= {
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
         if self.storage_connection_string:
             env["AzureWebJobsStorage"] = self.storage_connection_string
         return env
@@ -219,7 +261,7 @@ class LocalStack:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -253,12 +295,20 @@ class LocalStack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.stack", description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print a local.settings.json document instead")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.stack", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print a local.settings.json document instead"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with LocalStack() as stack:
         if args.json:

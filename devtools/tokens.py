@@ -3,6 +3,7 @@
 The managed-identity emulator mints them; the Logs Ingestion and Key Vault emulators verify them.
 Claims mirror a v1 Entra token: aud, iss, sub, oid, appid, tid, iat, nbf, exp.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,8 @@ import hmac
 import json
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def mint(
     now: float | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """Return a signed token for ``principal_id`` (object id) / ``client_id`` valid ``lifetime`` s."""
+    """Sign a token for ``principal_id`` (object id) / ``client_id``, valid ``lifetime`` s."""
     issued = int(time.time() if now is None else now)
     claims: dict[str, Any] = {
         "aud": audience,
