@@ -66,6 +66,8 @@ class Settings:
     sources: tuple[Source, ...]
     logs_ingestion_endpoint: str
     dcr_immutable_id: str
+    # table -> (endpoint, DCR immutable id) for tables not in the default DCR
+    dcr_routes: Mapping[str, tuple[str, str]]
     storage_connection: str | None
     queue_service_uri: str | None
     table_service_uri: str | None
@@ -85,6 +87,10 @@ class Settings:
     upload_backoff_base_seconds: float
     upload_backoff_max_seconds: float
     max_dequeue_count: int
+
+    def route(self, table: str) -> tuple[str, str]:
+        """(Logs Ingestion endpoint, DCR immutable id) that accepts ``table``."""
+        return self.dcr_routes.get(table, (self.logs_ingestion_endpoint, self.dcr_immutable_id))
 
     def source(self, name: str) -> Source:
         for s in self.sources:
@@ -109,6 +115,10 @@ SETTINGS_DOC: tuple[SettingDoc, ...] = (
     SettingDoc("LOGS_INGESTION_ENDPOINT", "yes", "",
                "Logs Ingestion endpoint of the DCR (kind Direct) or of a DCE, https://..."),
     SettingDoc("DCR_IMMUTABLE_ID", "yes", "", "Immutable id of the DCR (dcr-...)."),
+    SettingDoc("DCR_ROUTES", "when the streams span several DCRs", "{}",
+               "JSON {table: {endpoint, dcrImmutableId}} for tables whose stream is in another "
+               "DCR than the default one (a DCR holds at most 10 streams); the Bicep output "
+               "dcrRoutes."),
     SettingDoc("AzureWebJobsStorage", "unless __queueServiceUri is set",
                "UseDevelopmentStorage=true",
                "Storage connection string (local/Azurite). In Azure use the identity-based "
@@ -274,6 +284,36 @@ def _parse_sources(r: _Reader) -> tuple[Source, ...]:
     return tuple(sources)
 
 
+def _parse_routes(r: _Reader) -> dict[str, tuple[str, str]]:
+    raw = r.str("DCR_ROUTES")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        r.errors.append(f"DCR_ROUTES: not valid JSON ({err.msg} at char {err.pos})")
+        return {}
+    if not isinstance(data, dict):
+        r.errors.append("DCR_ROUTES: expected a JSON object {table: {endpoint, dcrImmutableId}}")
+        return {}
+    from .schemas import all_schemas
+
+    known = all_schemas()
+    routes = {}
+    for table, target in data.items():
+        endpoint = target.get("endpoint") if isinstance(target, dict) else None
+        rule = target.get("dcrImmutableId") if isinstance(target, dict) else None
+        if table not in known:
+            r.errors.append(f"DCR_ROUTES: unknown table {table!r}")
+        elif not (isinstance(endpoint, str) and endpoint.startswith("https://")
+                  and isinstance(rule, str) and rule.startswith("dcr-")):
+            r.errors.append(f"DCR_ROUTES[{table!r}]: needs endpoint (https://...) and "
+                            "dcrImmutableId (dcr-...)")
+        else:
+            routes[table] = (endpoint.rstrip("/"), rule)
+    return routes
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise one ConfigError listing all problems."""
     r = _Reader(os.environ if env is None else env)
@@ -285,6 +325,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     dcr_id = r.str("DCR_IMMUTABLE_ID", required=True) or ""
     if dcr_id and not dcr_id.startswith("dcr-"):
         r.errors.append(f"DCR_IMMUTABLE_ID: {dcr_id!r} should look like dcr-<32 hex>")
+    routes = _parse_routes(r)
     conn = r.str("AzureWebJobsStorage")
     queue_uri = r.str("AzureWebJobsStorage__queueServiceUri")
     table_uri = r.str("AzureWebJobsStorage__tableServiceUri")
@@ -316,6 +357,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sources=sources,
         logs_ingestion_endpoint=endpoint.rstrip("/"),
         dcr_immutable_id=dcr_id,
+        dcr_routes=routes,
         storage_connection=conn,
         queue_service_uri=queue_uri,
         table_service_uri=table_uri,

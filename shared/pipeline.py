@@ -11,6 +11,7 @@ Every failure ends in exactly one of: retried (TransientError is raised on), spl
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,8 +52,9 @@ class Connector:
     work: Queue
     poison: Queue
     checkpoints: cp.Checkpoints
-    ingestor: Ingestor
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    _ingestors: dict[tuple[str, str], Ingestor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connector:
@@ -64,12 +66,23 @@ class Connector:
             settings=settings, azure=azure, aws=AwsSessions(settings, azure, secrets),
             work=Queue(service, settings.work_queue),
             poison=Queue(service, settings.poison_queue),
-            checkpoints=cp.Checkpoints(table_client(settings, azure)),
-            ingestor=Ingestor(settings.logs_ingestion_endpoint, settings.dcr_immutable_id, azure,
-                              policy=RetryPolicy(settings.upload_max_attempts,
-                                                 settings.upload_backoff_base_seconds,
-                                                 settings.upload_backoff_max_seconds),
-                              in_flight=settings.max_uploads_in_flight))
+            checkpoints=cp.Checkpoints(table_client(settings, azure)))
+
+    def ingestor(self, table: str) -> Ingestor:
+        """The uploader for the DCR that holds ``table``'s stream (one per DCR, shared)."""
+        endpoint, rule = self.settings.route(table)
+        key = (endpoint, rule)
+        with self._lock:
+            return self._ingestors.get(key) or self._new_ingestor(key)
+
+    def _new_ingestor(self, key: tuple[str, str]) -> Ingestor:
+        s = self.settings
+        self._ingestors[key] = Ingestor(
+            key[0], key[1], self.azure,
+            policy=RetryPolicy(s.upload_max_attempts, s.upload_backoff_base_seconds,
+                               s.upload_backoff_max_seconds),
+            in_flight=s.max_uploads_in_flight)
+        return self._ingestors[key]
 
     def dead_letter(self, envelope: poison.Envelope) -> None:
         """Write to the poison queue; if even that fails, the caller's item is retried."""
@@ -87,7 +100,7 @@ class Connector:
             log.info("circuit open: %d health row(s) not sent", len(rows))
             return
         try:
-            result = self.ingestor.send(stream_of(HEALTH_TABLE),
+            result = self.ingestor(HEALTH_TABLE).send(stream_of(HEALTH_TABLE),
                                         batches(enumerate(rows), self.settings.max_batch_bytes))
             if result.dead or result.transient:
                 log.warning("health rows not delivered: %s",
@@ -321,7 +334,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         except AzureError as err:  # progress is saved again at the end; only a resume is lost
             log.warning("%s: checkpoint not saved: %s", ref.uri, err)
 
-    result = conn.ingestor.send(stream_of(fmt.table),
+    result = conn.ingestor(fmt.table).send(stream_of(fmt.table),
                                 batches(rows(), conn.settings.max_batch_bytes),
                                 on_accepted=accepted)
     stats.bytes_in = stream.bytes_read

@@ -77,3 +77,15 @@ def test_example_settings_file_lists_every_setting_the_code_reads():
     assert not missing, missing
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert [d.name for d in SETTINGS_DOC if f"`{d.name}`" not in readme] == []
+
+
+def test_dcr_routes_are_validated_and_default_to_the_main_dcr():
+    routes = {"AWSVPCFlow": {"endpoint": "https://dcr2.example", "dcrImmutableId": "dcr-2"}}
+    s = load_settings(dict(BASE, DCR_ROUTES=json.dumps(routes)))
+    assert s.route("AWSVPCFlow") == ("https://dcr2.example", "dcr-2")
+    assert s.route("AWSCloudTrail") == ("https://dce.example", "dcr-0123")
+    bad = {"NoSuchTable": {}, "AWSWAF": {"endpoint": "http://x"}}
+    with pytest.raises(ConfigError) as info:
+        load_settings(dict(BASE, DCR_ROUTES=json.dumps(bad)))
+    assert "unknown table 'NoSuchTable'" in info.value.message
+    assert "DCR_ROUTES['AWSWAF']" in info.value.message

@@ -187,6 +187,11 @@ def test_transient_failures_that_outlast_retries_resume_then_dead_letter_then_re
     world.put(src, key, data)
     # the first two batches go through, then the service is down for every attempt
     world.configure(MAX_BATCH_BYTES="60000", MAX_UPLOADS_IN_FLIGHT="1", UPLOAD_MAX_ATTEMPTS="2")
+    from shared import pipeline
+    from shared.ingestion import CircuitBreaker
+    # one object failing alone is not an outage of the service: keep the breaker out of it
+    # (tests/test_breaker.py covers deferral)
+    pipeline.connector().breaker = CircuitBreaker(threshold=100)
     host = world.host()
     host.run_timer()
     ingestion = world.stack.ingestion
@@ -237,3 +242,19 @@ def test_vpc_flow_logs_in_parquet_go_through_the_pipeline(world):
     assert len(rows) == n and result.failed == 0 and host.poison_items() == []
     assert sorted(r["SrcPort"] for r in rows) == list(range(n))
     assert rows[0]["TimeGenerated"] == "2024-01-02T03:05:00Z"
+
+
+def test_tables_are_routed_to_their_own_dcr_and_a_404_is_dead_lettered(world):
+    # GIVEN GuardDuty's stream lives in a second DCR (a DCR holds at most 10 streams) that
+    # this workspace does not know: the route is followed, and the 404 names that DCR
+    src = world.add_source("routes")
+    for key, data, _ in (cloudtrail(5), guardduty(3)):
+        world.put(src, key, data)
+    endpoint = world.stack.env["LOGS_INGESTION_ENDPOINT"]
+    routes = {"AWSGuardDuty": {"endpoint": endpoint, "dcrImmutableId": "dcr-second"}}
+    host, result = run(world, DCR_ROUTES=json.dumps(routes))
+    assert len(world.accepted(CT)) == 5 and world.accepted(GD) == []
+    [item] = host.poison_items()
+    assert item["status"] == 404 and "dcr-second" in item["reason"]
+    assert item["table"] == "AWSGuardDuty" and item["records"]["count"] == 3
+    assert result.failed == 0
