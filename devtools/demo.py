@@ -22,6 +22,49 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+BUCKET = "demo-security-logs"
+
+
+def provision_source(stack: object) -> dict[str, str]:
+    """Create the AWS side of one source on the local stack (bucket -> SQS notifications, access
+    keys in the Key Vault emulator) and return the app settings that point at it."""
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    queue_url = sqs.create_queue(QueueName="s3-notifications")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url,
+                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    stack.keyvault.set_secret("demo-aws-key-id", "AKIAEXAMPLEDEMO")
+    stack.keyvault.set_secret("demo-aws-secret", "demo-secret")
+    return {
+        "AWS_SOURCES": json.dumps([{
+            "name": "demo", "queueUrl": queue_url, "region": "us-east-1",
+            "accessKeyIdSecret": "demo-aws-key-id", "secretAccessKeySecret": "demo-aws-secret",
+            "buckets": {BUCKET: ["AWSLogs/"]}}]),
+        "WORK_QUEUE": "s3-objects", "POISON_QUEUE": "s3-objects-poison",
+        "CHECKPOINT_TABLE": "s3objectcheckpoints", "POLL_SCHEDULE": "0 */1 * * * *",
+        "MAX_BATCH_BYTES": "1000000"}
+
+
+def put_samples(*, bad: bool = True) -> list[tuple[str, bytes, int]]:
+    """Write realistic CloudTrail, VPC Flow and GuardDuty objects (and one truncated object)."""
+    import boto3
+
+    from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    objects = [cloudtrail(3000), cloudtrail(800), vpcflow(20000), guardduty(25)]
+    if bad:
+        objects.append(bad_cloudtrail())
+    for key, data, _ in objects:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    return objects
+
+
 def main() -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     import boto3
@@ -37,30 +80,15 @@ def main() -> int:
               f"Azurite, Logs Ingestion {stack.env['LOGS_INGESTION_ENDPOINT']}")
         s3 = boto3.client("s3", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
-        bucket = "demo-security-logs"
-        s3.create_bucket(Bucket=bucket)
-        queue_url = sqs.create_queue(QueueName="s3-notifications")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue_url,
-                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
-        stack.keyvault.set_secret("demo-aws-key-id", "AKIAEXAMPLEDEMO")
-        stack.keyvault.set_secret("demo-aws-secret", "demo-secret")
-        os.environ.update({
-            "AWS_SOURCES": json.dumps([{
-                "name": "demo", "queueUrl": queue_url, "region": "us-east-1",
-                "accessKeyIdSecret": "demo-aws-key-id", "secretAccessKeySecret": "demo-aws-secret",
-                "buckets": {bucket: ["AWSLogs/"]}}]),
-            "SQS_WAIT_SECONDS": "1", "POLL_TIME_BUDGET_SECONDS": "30",
-            "UPLOAD_BACKOFF_BASE_SECONDS": "0.05", "UPLOAD_BACKOFF_MAX_SECONDS": "1",
-            "UPLOAD_MAX_ATTEMPTS": "3", "MAX_BATCH_BYTES": "1000000",
-            "POLL_SCHEDULE": "0 */1 * * * *", "WORK_QUEUE": "s3-objects",
-            "POISON_QUEUE": "s3-objects-poison", "CHECKPOINT_TABLE": "s3objectcheckpoints"})
+        settings = provision_source(stack)
+        os.environ.update(settings)
+        os.environ.update({"SQS_WAIT_SECONDS": "1", "POLL_TIME_BUDGET_SECONDS": "30",
+                           "UPLOAD_BACKOFF_BASE_SECONDS": "0.05",
+                           "UPLOAD_BACKOFF_MAX_SECONDS": "1", "UPLOAD_MAX_ATTEMPTS": "3"})
+        bucket = BUCKET
+        queue_url = json.loads(settings["AWS_SOURCES"])[0]["queueUrl"]
 
-        objects = [cloudtrail(3000), cloudtrail(800), vpcflow(20000), guardduty(25),
-                   bad_cloudtrail()]
-        for key, data, _ in objects:
-            s3.put_object(Bucket=bucket, Key=key, Body=data)
+        objects = put_samples()
         sqs.send_message(QueueUrl=queue_url, MessageBody="{not a notification")
         print(f"wrote {len(objects)} objects to s3://{bucket} "
               f"({sum(n for _, _, n in objects[:-1])} events, one truncated object) "

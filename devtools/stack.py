@@ -302,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         "--json", action="store_true", help="print a local.settings.json document instead"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--no-source", action="store_true",
+                        help="do not create the demo bucket/queue/secrets and AWS_SOURCES")
+    parser.add_argument("--samples", action="store_true",
+                        help="also write sample CloudTrail/VPC/GuardDuty objects to the bucket")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -311,11 +315,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with LocalStack() as stack:
+        env = dict(stack.env)
+        if not args.no_source:  # everything `func start` needs: a source wired to the stack
+            from . import demo
+
+            with stack.environ():
+                env.update(demo.provision_source(stack))
+                if args.samples:
+                    demo.put_samples(bad=False)
         if args.json:
-            values = {"FUNCTIONS_WORKER_RUNTIME": "python", **stack.env}
+            values = {"FUNCTIONS_WORKER_RUNTIME": "python",
+                      "AzureWebJobsFeatureFlags": "EnableWorkerIndexing", **env}
             print(json.dumps({"IsEncrypted": False, "Values": values}, indent=2), flush=True)
         else:
-            for key, value in stack.env.items():
+            for key, value in env.items():
                 print(f"export {key}={shlex.quote(value)}", flush=True)
         print("# local stack running; Ctrl-C to stop", file=sys.stderr, flush=True)
         try:
