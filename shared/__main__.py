@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from datetime import UTC
 
 from .errors import ConfigError, NotificationError
 
@@ -76,10 +77,15 @@ def _backfill(args: argparse.Namespace) -> int:
         return s3.get_paginator("list_objects_v2").paginate(Bucket=args.bucket,
                                                             Prefix=args.prefix)
 
+    from datetime import datetime, timedelta
+
+    cutoff = datetime.now(UTC) - timedelta(days=2)
+    old = 0
     for page in conn.aws.call(source, "s3", pages):
         for obj in page.get("Contents", []):
             if not source.allows(args.bucket, obj["Key"]):
                 continue
+            old += obj["LastModified"] < cutoff
             ref = ObjectRef(source=source.name, bucket=args.bucket, key=obj["Key"],
                             size=obj.get("Size"), etag=str(obj.get("ETag", "")).strip('"'),
                             event_time=obj["LastModified"].isoformat())
@@ -87,6 +93,9 @@ def _backfill(args: argparse.Namespace) -> int:
                 conn.work.send(ref.to_json())
             count += 1
     print(f"{count} object(s) {'found' if args.dry_run else 'enqueued'}")
+    if old:
+        print(f"note: {old} object(s) are older than 2 days; Azure Monitor stores rows whose "
+              "TimeGenerated is more than 2 days old with the ingestion time instead")
     return 0
 
 

@@ -111,7 +111,7 @@ def _parse_event(doc: dict[str, Any], *, source: str, message_id: str | None,
                 out.objects.append(ObjectRef(
                     source=source, bucket=s3["bucket"]["name"], key=unquote_plus(obj["key"]),
                     size=_int(obj.get("size")), etag=obj.get("eTag") or obj.get("etag"),
-                    version_id=obj.get("versionId"), sequencer=obj.get("sequencer"),
+                    version_id=_version(obj.get("versionId")), sequencer=obj.get("sequencer"),
                     event_time=rec.get("eventTime"), sqs_message_id=message_id))
             except (KeyError, TypeError) as err:
                 raise NotificationError(f"Records[{i}] lacks s3.bucket.name or s3.object.key "
@@ -129,7 +129,7 @@ def _parse_event(doc: dict[str, Any], *, source: str, message_id: str | None,
             out.objects.append(ObjectRef(
                 source=source, bucket=detail["bucket"]["name"], key=unquote_plus(obj["key"]),
                 size=_int(obj.get("size")), etag=obj.get("etag"),
-                version_id=obj.get("version-id"), sequencer=obj.get("sequencer"),
+                version_id=_version(obj.get("version-id")), sequencer=obj.get("sequencer"),
                 event_time=doc.get("time"), sqs_message_id=message_id))
         except (KeyError, TypeError) as err:
             raise NotificationError(f"EventBridge event lacks detail.bucket.name or "
@@ -145,3 +145,8 @@ def _int(value: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _version(value: Any) -> str | None:
+    """S3 says "null" for objects written while versioning was off or suspended."""
+    return None if value in (None, "", "null") else str(value)

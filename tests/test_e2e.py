@@ -258,3 +258,22 @@ def test_tables_are_routed_to_their_own_dcr_and_a_404_is_dead_lettered(world):
     assert item["status"] == 404 and "dcr-second" in item["reason"]
     assert item["table"] == "AWSGuardDuty" and item["records"]["count"] == 3
     assert result.failed == 0
+
+
+def test_backfill_and_notifications_of_the_same_object_deliver_it_once(world):
+    src = world.add_source("backfill")
+    key, data, n = guardduty(7)
+    world.put(src, key, data)
+    world.configure()
+    from shared.__main__ import main
+    # WHEN history is backfilled from a listing and the live notification also arrives
+    assert main(["backfill", "--source", "backfill", "--bucket", src["_bucket"],
+                 "--prefix", "AWSLogs/"]) == 0
+    host = world.host()
+    host.drain()
+    host.run_timer()
+    host.drain()
+    # THEN the object is delivered once; the second work item is recognised as a duplicate
+    assert len(world.accepted(GD)) == n
+    assert sorted(r["Outcome"] for r in health_rows(world, "object")) == ["delivered",
+                                                                          "duplicate"]

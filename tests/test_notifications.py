@@ -94,3 +94,10 @@ def test_object_ref_round_trips_through_json():
     ref = ObjectRef(source="s", bucket="b", key="k y", size=3, etag="e", event_time="t")
     assert ObjectRef.from_json(ref.to_json()) == ref
     assert ref.identity == "b/k y@e"
+
+
+def test_null_version_id_means_no_version():
+    rec = json.loads(body("sqs_body__direct_s3_notification_ObjectCreatedPut__awsdocs.json"))
+    rec["Records"][0]["s3"]["object"]["versionId"] = "null"
+    [ref] = parse_body(json.dumps(rec), source="s").objects
+    assert ref.version_id is None and ref.identity.endswith("@d41d8cd98f00b204e9800998ecf8427e")
