@@ -53,7 +53,6 @@ def provision_source(stack: object) -> dict[str, str]:
 def put_samples(*, bad: bool = True) -> list[tuple[str, bytes, int]]:
     """Write realistic CloudTrail, VPC Flow and GuardDuty objects (and one truncated object)."""
     import boto3
-
     from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
 
     s3 = boto3.client("s3", region_name="us-east-1")
@@ -68,7 +67,6 @@ def put_samples(*, bad: bool = True) -> list[tuple[str, bytes, int]]:
 def main() -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     import boto3
-    from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
 
     from devtools.hostsim import HostSim
     from devtools.stack import LocalStack
@@ -78,7 +76,6 @@ def main() -> int:
         os.environ.update(stack.env)
         print(f"local stack up in {time.monotonic() - t0:.1f}s: moto {stack.moto_url}, "
               f"Azurite, Logs Ingestion {stack.env['LOGS_INGESTION_ENDPOINT']}")
-        s3 = boto3.client("s3", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
         settings = provision_source(stack)
         os.environ.update(settings)
