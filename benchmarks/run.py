@@ -8,7 +8,8 @@
 3. serialisation for upload: our batcher (each record serialised once) vs the SDK's list
    path (serialise to size, then serialise the chunk again);
 4. end-to-end upload throughput against the Logs Ingestion emulator with 30 ms service
-   latency: 1 upload in flight vs 4.
+   latency: 1 upload in flight vs 4;
+5. the poller: SQS notifications forwarded to the Azure work queue, 1 vs 10 threads.
 Results are printed as a Markdown table and written to benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -153,13 +154,56 @@ def bench_upload(scale: int) -> list[tuple[str, str]]:
     return out
 
 
+def bench_poll(scale: int) -> list[tuple[str, str]]:
+    import os
+
+    import boto3
+
+    from devtools.stack import LocalStack
+    from shared import pipeline
+
+    n = 200 * scale
+    results = {}
+    with LocalStack() as stack:
+        os.environ.update(stack.env)
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="bench-notifications")["QueueUrl"]
+        stack.keyvault.set_secret("k", "AKIABENCH")
+        stack.keyvault.set_secret("s", "secret")
+        os.environ.update({"AWS_SOURCES": json.dumps([{
+            "name": "bench", "queueUrl": url, "region": "us-east-1",
+            "accessKeyIdSecret": "k", "secretAccessKeySecret": "s"}]),
+            "SQS_WAIT_SECONDS": "0", "POLL_TIME_BUDGET_SECONDS": "300"})
+        pipeline.reset_connector()
+        conn = pipeline.connector()
+        source = conn.settings.sources[0]
+        for workers in (1, 10):
+            for i in range(0, n, 10):
+                sqs.send_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(j), "MessageBody": json.dumps({"Records": [{
+                        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                        "s3": {"bucket": {"name": "b"},
+                               "object": {"key": f"AWSLogs/k{i + j}", "eTag": "e"}}}]})}
+                    for j in range(10)])
+            t = time.perf_counter()
+            stats = pipeline.poll_source(conn, source, time.monotonic() + 300, workers=workers)
+            results[workers] = time.perf_counter() - t
+            assert stats.objects_enqueued == n and stats.error is None, stats
+        pipeline.reset_connector()
+    # moto answers ReceiveMessage in ~90 ms (real SQS: ~20 ms), which bounds both runs
+    return [(f"poller: forward {n} notifications SQS -> Azure queue (moto, Azurite): "
+             "1 vs 10 forwarding threads",
+             f"{n / results[1]:,.0f} vs {n / results[10]:,.0f} objects/s "
+             f"(x{results[1] / results[10]:.1f})")]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller inputs")
     args = ap.parse_args()
     scale = 1 if args.quick else 2
     rows: list[tuple[str, str]] = []
-    for bench in (bench_parse, bench_memory, bench_serialise, bench_upload):
+    for bench in (bench_parse, bench_memory, bench_serialise, bench_upload, bench_poll):
         rows += bench(scale)
         print(f"{rows[-1][0]}: {rows[-1][1]}", flush=True)
     table = ["| measurement | result |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]

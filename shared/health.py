@@ -86,6 +86,15 @@ class ObjectStats:
 
 
 @dataclass
+class Forwarded:
+    """What forwarding one SQS message did."""
+
+    enqueued: int = 0
+    skipped: list[str] = field(default_factory=list)
+    poisoned: bool = False
+
+
+@dataclass
 class PollStats:
     """One poller run for one source; becomes one heartbeat row."""
 
@@ -101,9 +110,12 @@ class PollStats:
     error: str | None = None
     skipped_reasons: dict[str, int] = field(default_factory=dict)
 
-    def skip(self, reason: str) -> None:
-        self.objects_skipped += 1
-        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+    def add(self, outcome: Forwarded) -> None:
+        self.objects_enqueued += outcome.enqueued
+        self.messages_poisoned += int(outcome.poisoned)
+        for reason in outcome.skipped:
+            self.objects_skipped += 1
+            self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
 
     def row(self) -> dict[str, Any]:
         row = {

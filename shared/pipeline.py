@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from .errors import (
     RecordError,
     TransientError,
 )
-from .health import HEALTH_TABLE, ObjectStats, PollStats, report, run_check
+from .health import HEALTH_TABLE, Forwarded, ObjectStats, PollStats, report, run_check
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
@@ -145,7 +146,11 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
     return results
 
 
-def poll_source(conn: Connector, source: Source, deadline: float) -> PollStats:
+FORWARD_WORKERS = 10  # one per message of a ReceiveMessage batch
+
+
+def poll_source(conn: Connector, source: Source, deadline: float, *,
+                workers: int = FORWARD_WORKERS) -> PollStats:
     stats = PollStats(source.name)
     s = conn.settings
 
@@ -153,18 +158,18 @@ def poll_source(conn: Connector, source: Source, deadline: float) -> PollStats:
         return conn.aws.call(source, "sqs", fn)
 
     try:
-        while time.monotonic() < deadline:
-            wait = int(max(0, min(s.sqs_wait_seconds, deadline - time.monotonic())))
-            resp = sqs(lambda c, wait=wait: c.receive_message(
-                QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
-                VisibilityTimeout=s.sqs_visibility_timeout,
-                MessageSystemAttributeNames=["ApproximateReceiveCount"]))
-            messages = resp.get("Messages", [])
-            if not messages:
-                break
-            stats.messages_received += len(messages)
-            done = [m for m in messages if forward_message(conn, source, m, stats)]
-            delete_messages(conn, source, done, stats)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forward") as pool:
+            while time.monotonic() < deadline:
+                wait = int(max(0, min(s.sqs_wait_seconds, deadline - time.monotonic())))
+                resp = sqs(lambda c, wait=wait: c.receive_message(
+                    QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
+                    VisibilityTimeout=s.sqs_visibility_timeout,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"]))
+                messages = resp.get("Messages", [])
+                if not messages:
+                    break
+                stats.messages_received += len(messages)
+                forward_batch(conn, source, messages, stats, pool)
         attrs = sqs(lambda c: c.get_queue_attributes(
             QueueUrl=source.queue_url, AttributeNames=["ApproximateNumberOfMessages"]))
         stats.sqs_backlog = int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
@@ -174,28 +179,47 @@ def poll_source(conn: Connector, source: Source, deadline: float) -> PollStats:
     return stats
 
 
-def forward_message(conn: Connector, source: Source, message: dict[str, Any],
-                    stats: PollStats) -> bool:
-    """Put every object of one SQS message on the work queue. True = safe to delete."""
+def forward_batch(conn: Connector, source: Source, messages: list[dict[str, Any]],
+                  stats: PollStats, pool: ThreadPoolExecutor) -> None:
+    """Forward one ReceiveMessage batch concurrently; delete exactly the messages whose objects
+    are all on the work queue. A failure leaves its message in SQS (it comes back after the
+    visibility timeout) and is raised after the others were settled."""
+    futures = [(m, pool.submit(forward_message, conn, source, m)) for m in messages]
+    done, error = [], None
+    for message, fut in futures:
+        try:
+            outcome = fut.result()
+        except Exception as err:  # noqa: BLE001 - settled below, raised after the deletes
+            error = error or err
+            continue
+        stats.add(outcome)
+        done.append(message)
+    delete_messages(conn, source, done, stats)
+    if error is not None:
+        raise error
+
+
+def forward_message(conn: Connector, source: Source, message: dict[str, Any]) -> Forwarded:
+    """Put every object of one SQS message on the work queue (raises if one cannot be)."""
     body = message.get("Body", "")
     message_id = message.get("MessageId")
+    out = Forwarded()
     try:
         parsed = parse_body(body, source=source.name, message_id=message_id)
     except NotificationError as err:
         conn.dead_letter(poison.for_body(body, err, source=source.name, message_id=message_id))
-        stats.messages_poisoned += 1
-        return True
-    for reason in parsed.skipped:
-        stats.skip(reason.split(" ")[0])
+        out.poisoned = True
+        return out
+    out.skipped = [reason.split(" ")[0] for reason in parsed.skipped]
     for ref in parsed.objects:
         if not source.allows(ref.bucket, ref.key):
             log.info("source %s: %s is outside the bucket/prefix allow-list; skipped",
                      source.name, ref.uri)
-            stats.skip("outside-allow-list")
+            out.skipped.append("outside-allow-list")
             continue
-        conn.work.send(ref.to_json())  # raises: the message stays in SQS and comes back
-        stats.objects_enqueued += 1
-    return True
+        conn.work.send(ref.to_json())
+        out.enqueued += 1
+    return out
 
 
 def delete_messages(conn: Connector, source: Source, messages: list[dict[str, Any]],

@@ -277,3 +277,33 @@ def test_backfill_and_notifications_of_the_same_object_deliver_it_once(world):
     assert len(world.accepted(GD)) == n
     assert sorted(r["Outcome"] for r in health_rows(world, "object")) == ["delivered",
                                                                           "duplicate"]
+
+
+def test_work_queue_outage_leaves_notifications_in_sqs_and_fails_the_run(world):
+    import pytest
+    from azure.storage.queue import QueueServiceClient
+
+    from shared import pipeline
+    from shared.errors import TransientError
+    from shared.queues import Queue
+
+    src = world.add_source("azdown")
+    for key, data, _ in (guardduty(1), guardduty(1), vpcflow(3)):
+        world.put(src, key, data)
+    world.configure()
+    conn = pipeline.connector()
+    # GIVEN the Azure work queue cannot be reached (a real socket, refused; no SDK retries)
+    dead = QueueServiceClient.from_connection_string(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+        "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;", retry_total=0)
+    conn.work = Queue(dead, "s3-objects")
+    # WHEN the timer runs THEN it fails loudly, and no notification was deleted
+    with pytest.raises(TransientError, match="azdown"):
+        pipeline.poll_notifications(conn)
+    attrs = world.sqs.get_queue_attributes(QueueUrl=src["queueUrl"], AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    assert int(attrs["ApproximateNumberOfMessages"]) + \
+        int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 3
+    [beat] = health_rows(world, "heartbeat")
+    assert beat["Outcome"] == "error" and beat["ObjectsEnqueued"] == 0
