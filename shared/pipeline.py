@@ -54,7 +54,7 @@ class Connector:
     poison: Queue
     checkpoints: cp.Checkpoints
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    _ingestors: dict[tuple[str, str], Ingestor] = field(default_factory=dict)
+    _ingestors: dict[tuple[str, str, bool], Ingestor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -69,21 +69,20 @@ class Connector:
             poison=Queue(service, settings.poison_queue),
             checkpoints=cp.Checkpoints(table_client(settings, azure)))
 
-    def ingestor(self, table: str) -> Ingestor:
-        """The uploader for the DCR that holds ``table``'s stream (one per DCR, shared)."""
+    def ingestor(self, table: str, *, telemetry: bool = False) -> Ingestor:
+        """The uploader for the DCR that holds ``table``'s stream (one per DCR, shared).
+        ``telemetry``: health rows try twice, briefly: they must not slow an object down."""
         endpoint, rule = self.settings.route(table)
-        key = (endpoint, rule)
+        key = (endpoint, rule, telemetry)
         with self._lock:
-            return self._ingestors.get(key) or self._new_ingestor(key)
-
-    def _new_ingestor(self, key: tuple[str, str]) -> Ingestor:
-        s = self.settings
-        self._ingestors[key] = Ingestor(
-            key[0], key[1], self.azure,
-            policy=RetryPolicy(s.upload_max_attempts, s.upload_backoff_base_seconds,
-                               s.upload_backoff_max_seconds),
-            in_flight=s.max_uploads_in_flight)
-        return self._ingestors[key]
+            if key not in self._ingestors:
+                s = self.settings
+                policy = (RetryPolicy(2, 0.2, 1.0) if telemetry else
+                          RetryPolicy(s.upload_max_attempts, s.upload_backoff_base_seconds,
+                                      s.upload_backoff_max_seconds))
+                self._ingestors[key] = Ingestor(endpoint, rule, self.azure, policy=policy,
+                                                in_flight=s.max_uploads_in_flight)
+            return self._ingestors[key]
 
     def dead_letter(self, envelope: poison.Envelope) -> None:
         """Write to the poison queue; if even that fails, the caller's item is retried."""
@@ -101,7 +100,7 @@ class Connector:
             log.info("circuit open: %d health row(s) not sent", len(rows))
             return
         try:
-            result = self.ingestor(HEALTH_TABLE).send(stream_of(HEALTH_TABLE),
+            result = self.ingestor(HEALTH_TABLE, telemetry=True).send(stream_of(HEALTH_TABLE),
                                         batches(enumerate(rows), self.settings.max_batch_bytes))
             if result.dead or result.transient:
                 log.warning("health rows not delivered: %s",
