@@ -102,3 +102,16 @@ class HostSim:
         for m in self.poison.peek_messages(max_messages=32):
             out.append(json.loads(m.content))
         return out
+
+    def poison_items_all(self) -> list[dict[str, Any]]:
+        """Every poison message as JSON (beyond peek's 32), left on the queue and visible."""
+        seen = []
+        while True:
+            batch = list(self.poison.receive_messages(messages_per_page=32, max_messages=32,
+                                                      visibility_timeout=60))
+            if not batch:
+                break
+            seen += batch
+        for m in seen:
+            self.poison.update_message(m.id, pop_receipt=m.pop_receipt, visibility_timeout=0)
+        return [json.loads(m.content) for m in seen]

@@ -2,8 +2,9 @@
 
 One entity per object (PartitionKey = source, RowKey = hash of bucket/key/version-or-ETag):
 the record positions already accepted (as intervals), the state, attempts and first failure.
-A retried object skips what was accepted, so at most the batches in flight repeat; an object
-already ``done`` is not sent twice when S3 or SQS delivers its notification again.
+A retried object skips what was accepted and what was already dead-lettered (a replay tries
+the dead-lettered records again), so at most the batches in flight repeat and no record is
+reported twice; an object already ``done`` is not sent twice when its notification comes again.
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class Ranges:
 class Progress:
     state: str = ""
     done: Ranges = field(default_factory=Ranges)
+    dead: Ranges = field(default_factory=Ranges)  # dead-lettered: settled until a replay
     attempts: int = 0
     first_failure: str | None = None
     last_error: str | None = None
@@ -101,6 +103,7 @@ class Checkpoints:
         except ResourceNotFoundError:
             return Progress()
         return Progress(state=e.get("State", ""), done=Ranges(json.loads(e.get("Done") or "[]")),
+                        dead=Ranges(json.loads(e.get("Dead") or "[]")),
                         attempts=int(e.get("Attempts", 0)), first_failure=e.get("FirstFailure"),
                         last_error=e.get("LastError"),
                         etag=getattr(e, "metadata", {}).get("etag"))
@@ -111,6 +114,7 @@ class Checkpoints:
             "PartitionKey": ref.source, "RowKey": _row_key(ref),
             "Bucket": ref.bucket, "Key": ref.key[:1024], "Identity": ref.identity[:1024],
             "State": progress.state, "Done": json.dumps(progress.done.intervals()),
+            "Dead": json.dumps(progress.dead.intervals()),
             "Attempts": progress.attempts, "FirstFailure": progress.first_failure or "",
             "LastError": (progress.last_error or "")[:4000], "UpdatedAt": _now(),
         }

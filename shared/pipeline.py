@@ -270,6 +270,8 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         conn.emit_health([stats.row()])
         return stats
     progress.attempts += 1
+    if ref.replay:
+        progress.dead = cp.Ranges()  # the operator fixed the cause: try those records again
     try:
         dead = deliver_object(conn, source, ref, progress, stats)
     except TransientError as err:
@@ -302,10 +304,10 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         return stats
     if stats.table is not None:
         conn.breaker.success()
-    progress.state = cp.PARTIAL if dead else cp.DONE
+    progress.state = cp.PARTIAL if dead or len(progress.dead) else cp.DONE
     conn.checkpoints.save(ref, progress)
     outcome = ("skipped" if stats.table is None else
-               "partial" if dead else "delivered")
+               "partial" if dead or len(progress.dead) else "delivered")
     stats.finish(outcome, ref.event_time, dead[0] if dead else None)
     conn.emit_health([stats.row()])
     return stats
@@ -338,15 +340,16 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         for position, item in enumerate(items):
             if isinstance(item, formats.Rejected):
-                rejected.append(formats.Rejected(position, item.reason, item.raw))
+                if position not in progress.dead:  # not reported again on a retry
+                    rejected.append(formats.Rejected(position, item.reason, item.raw))
                 continue
             if isinstance(item, formats.Skipped):
                 stats.records_skipped += 1
                 continue
             stats.records_in += 1
             stats.see_time(item.get("TimeGenerated"))
-            if position in progress.done:
-                continue  # accepted on an earlier attempt
+            if position in progress.done or position in progress.dead:
+                continue  # settled on an earlier attempt
             yield position, item
 
     def accepted(batch: Any) -> None:
@@ -374,12 +377,14 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                            table=fmt.table,
                                            positions=[r.position for r in rejected],
                                            samples=[r.raw for r in rejected[:3]]))
+        progress.dead.add([r.position for r in rejected])
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)
         conn.dead_letter(poison.for_object(ref, dead.error, stage="deliver",
                                            attempts=dead.attempts, table=fmt.table,
                                            positions=dead.positions))
+        progress.dead.add(dead.positions)
         reasons.append(dead.error.message)
     if result.transient is not None:
         raise result.transient
