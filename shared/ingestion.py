@@ -131,13 +131,13 @@ class Ingestor:
 
     def __init__(self, endpoint: str, rule_id: str, credential: TokenCredential, *,
                  policy: RetryPolicy = RetryPolicy(), in_flight: int = 4,
-                 sleep: Callable[[float], None] = time.sleep):
+                 read_timeout: float = 60.0, sleep: Callable[[float], None] = time.sleep):
         from azure.monitor.ingestion import LogsIngestionClient
 
         # retry_total=0: every retry decision is ours (see module docstring)
         self._client = LogsIngestionClient(endpoint=endpoint, credential=credential,
                                            retry_total=0, connection_timeout=10,
-                                           read_timeout=60)
+                                           read_timeout=read_timeout)
         self.rule_id = rule_id
         self.policy = policy
         self.in_flight = in_flight

@@ -111,3 +111,20 @@ def test_at_most_in_flight_uploads_at_once(ingest, stack):
     ingest._post = counting
     report = ingest.send(STREAM, batches(rows(300, 100), 3_000))
     assert report.records_out == 300 and peak == 3
+
+
+def test_a_timed_out_request_is_retried_and_at_most_that_batch_repeats(stack, monkeypatch):
+    for k, v in stack.env.items():
+        monkeypatch.setenv(k, v)
+    stack.ingestion.reset()
+    ing = Ingestor(stack.env["LOGS_INGESTION_ENDPOINT"], stack.env["DCR_IMMUTABLE_ID"],
+                   ManagedIdentityCredential(), policy=RetryPolicy(3, 0.01, 0.05),
+                   in_flight=1, read_timeout=0.5)
+    # the service answers the first request too late: it stored the rows, we gave up waiting
+    stack.ingestion.inject(latency=1.5, stream=STREAM)
+    report = ing.send(STREAM, batches(rows(10), 1_000_000))
+    ing.close()
+    assert report.records_out == 10 and report.requests == 2 and report.transient is None
+    stored = [r["Message"] for r in stack.ingestion.accepted(STREAM)]
+    # every row arrived; at most the one batch in doubt arrived twice
+    assert len(set(stored)) == 10 and 10 <= len(stored) <= 20
