@@ -307,3 +307,18 @@ def test_work_queue_outage_leaves_notifications_in_sqs_and_fails_the_run(world):
         int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 3
     [beat] = health_rows(world, "heartbeat")
     assert beat["Outcome"] == "error" and beat["ObjectsEnqueued"] == 0
+
+
+def test_a_format_rule_overrides_detection(world):
+    # GIVEN a source whose rule sends app/ objects to the raw table, and one AWS-named object
+    src = world.add_source("rules", formatRules=[{"pattern": "^app/", "format": "raw"}])
+    world.put(src, "app/service.jsonl", b'{"time": "2024-05-01T10:00:00Z", "msg": "a"}\n'
+                                        b'{"time": "2024-05-01T10:00:01Z", "msg": "b"}\n')
+    key, data, n = guardduty(2)
+    world.put(src, key, data)
+    host, result = run(world)
+    raw = world.accepted("Custom-AWSS3Raw")
+    assert [r["Fields"]["msg"] for r in raw] == ["a", "b"]
+    assert raw[0]["TimeGenerated"] == "2024-05-01T10:00:00Z"
+    assert raw[0]["S3Key"] == "app/service.jsonl" and raw[0]["SourceName"] == "rules"
+    assert len(world.accepted(GD)) == n and result.failed == 0
