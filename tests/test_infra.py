@@ -3,11 +3,14 @@
 GIVEN the Bicep, CloudFormation, workbook and alert files in infra/ and the stream schemas in
 shared/schemas, WHEN each validation stage runs, THEN it reports no problem. The negative tests
 prove the checks can fail: an unknown KQL column, an unparseable Bicep file, a stale generated
-streams.bicep, a missing or unknown app setting. checkov runs once per framework (module fixture).
+streams.bicep, a missing or unknown app setting, DCR settings not wired to the streams module, a
+query comparing Outcome / Kind / CircuitState with a value the code never writes. checkov runs
+once per framework (module fixture).
 """
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -114,6 +117,33 @@ def test_app_settings_check_flags_missing_unknown_and_flex_rejected_settings():
     assert "FUNCTIONS_WORKER_RUNTIME is not supported on Flex" in problems
 
 
+def test_main_bicep_routes_each_table_to_the_dcr_that_holds_its_stream():
+    settings = vi.bicep_app_settings()
+    assert vi.accessor_path(settings["DCR_ROUTES"]) == "string(streams.outputs.dcrRoutes)"
+    assert vi.accessor_path(settings["LOGS_INGESTION_ENDPOINT"]) == \
+        "streams.outputs.dcrs[0].logsIngestionEndpoint"
+    assert vi.accessor_path(settings["DCR_IMMUTABLE_ID"]) == "streams.outputs.dcrs[0].immutableId"
+    # The dcrRoutes output of the generated module: every table, to the DCR its stream is in.
+    _, groups = gen.generate()
+    expected = {s.var: i for i, group in enumerate(groups) for s in group}
+    text = gen.OUT.read_text()
+    block = text[text.index("output dcrRoutes object = {"):]
+    routes = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(
+        r"'\$\{(schema_\w+)\.table\}': \{\s*endpoint: dcr\[(\d+)\]\.outputs\.logsIngestionEndpoint"
+        r"\s*dcrImmutableId: dcr\[(\d+)\]\.outputs\.immutableId", block)}
+    assert routes == {var: (i, i) for var, i in expected.items()}
+    assert len(routes) == len(list((ROOT / "shared" / "schemas").glob("*.json")))
+
+
+def test_app_settings_check_flags_dcr_settings_not_taken_from_the_streams_module():
+    settings = dict(vi.bicep_app_settings())
+    settings["DCR_ROUTES"] = "{}"
+    settings["DCR_IMMUTABLE_ID"] = settings["LOGS_INGESTION_ENDPOINT"]
+    problems = "\n".join(vi.check_app_settings(settings).problems)
+    assert "DCR_ROUTES must be string(streams.outputs.dcrRoutes)" in problems
+    assert "DCR_IMMUTABLE_ID must be streams.outputs.dcrs[0].immutableId" in problems
+
+
 def test_role_assignments_are_least_privilege_and_avm_style():
     stage = vi.check_rbac()
     assert_ok(stage)
@@ -130,7 +160,7 @@ def test_every_workbook_alert_and_transform_query_analyses_without_errors():
     stage = vi.check_kql()
     assert_ok(stage)
     assert stage.counts["workbook"] >= 10
-    assert stage.counts["alerts"] == 4
+    assert stage.counts["alerts"] == 5
     assert stage.counts["transforms"] == len(list((ROOT / "shared" / "schemas").glob("*.json")))
 
 
@@ -177,6 +207,141 @@ def test_kql_stage_fails_on_a_bad_workbook_query(tmp_path: Path, monkeypatch: py
     stage = vi.check_kql()
     assert not stage.ok
     assert any("#broken" in p and "Bites" in p for p in stage.problems)
+
+
+# ---- health table values: queries vs. what the code writes ----------------------------------
+# What shared/health.py + shared/pipeline.py (and CircuitBreaker.state in shared/ingestion.py)
+# write to AWSS3ConnectorHealth_CL, as documented in infra/README.md. Hard-coded on purpose: a
+# value added to (or removed from) the code fails test_code_writes_the_documented_health_values
+# until the workbook and the alert rules were reviewed for it and this list updated.
+DOCUMENTED = {
+    "Kind": {"object", "heartbeat"},
+    "object": {"delivered", "partial", "dead_lettered", "retrying", "skipped", "duplicate",
+               "deferred"},
+    "heartbeat": {"ok", "error"},
+    "CircuitState": {"closed", "open", "half_open"},
+}
+QUERIES = ROOT / "infra" / "bicep" / "queries"
+
+
+def _in_list(query: str, pattern: str) -> set[str]:
+    """Strings of the first `<pattern> (...)` list in query."""
+    m = re.search(pattern + r"\s*\(([^)]*)\)", query)
+    assert m, f"{pattern!r} not in {query}"
+    return set(re.findall(r"'([^']*)'", m.group(1)))
+
+
+def test_code_writes_the_documented_health_values():
+    assert vi.code_health_values() == DOCUMENTED
+
+
+def test_workbook_and_alerts_compare_only_with_values_the_code_writes():
+    stage = vi.check_health_values()
+    assert_ok(stage)
+    assert stage.counts["queries"] >= 15
+    assert stage.counts["literals"] > 0
+    # The same against the documented list, independent of reading the code.
+    assert_ok(vi.check_health_values(values=DOCUMENTED))
+
+
+def test_health_value_check_flags_values_the_code_never_writes():
+    queries = [
+        {"name": "x.workbook.json#a",
+         "query": "AWSS3ConnectorHealth_CL | where Kind == 'object' and Outcome == 'failed'"},
+        {"name": "alerts.bicep#b", "query": "AWSS3ConnectorHealth_CL "
+         "| where Kind == 'heartbeat' and Outcome in ('ok', 'delivered')"},
+        {"name": "alerts.bicep#c",
+         "query": "AWSS3ConnectorHealth_CL | where CircuitState == 'opened' or Kind == 'poll'"},
+        {"name": "alerts.bicep#d", "query": "AWSS3ConnectorHealth_CL | where Outcome has 'dead'"},
+        {"name": "alerts.bicep#e",  # a value some Kind writes, no Kind selected: fine
+         "query": "AWSS3ConnectorHealth_CL | where Outcome !in ('ok', 'duplicate')"},
+    ]
+    problems = "\n".join(vi.check_health_values(queries, DOCUMENTED).problems)
+    assert "#a: Outcome 'failed' is never written for object rows" in problems
+    assert "#b: Outcome 'delivered' is never written for heartbeat rows" in problems
+    assert "#c: CircuitState 'opened' is never written" in problems
+    assert "#c: Kind 'poll' is never written" in problems
+    assert "#d: `Outcome has`: compare Outcome with ==, != or in (...)" in problems
+    assert "#e:" not in problems
+    assert "workbook: no query names the object Outcome 'deferred'" in problems
+
+
+def test_code_value_reader_follows_variables_and_conditionals(tmp_path: Path):
+    health = tmp_path / "health.py"
+    health.write_text(
+        "class ObjectStats:\n"
+        "    def row(self):\n"
+        "        return {'Kind': 'object', 'Outcome': self.outcome}\n"
+        "class PollStats:\n"
+        "    circuit_state: str = 'closed'\n"
+        "    def row(self):\n"
+        "        return {'Kind': 'heartbeat', 'Outcome': 'error' if self.error else 'ok'}\n")
+    pipeline = tmp_path / "pipeline.py"
+    pipeline.write_text(
+        "def process(stats, dead):\n"
+        "    stats.finish('duplicate', None)\n"
+        "    outcome = 'partial' if dead else 'delivered'\n"
+        "    stats.finish(outcome, None)\n"
+        "    stats.finish('quarantined', None)\n")
+    ingestion = tmp_path / "ingestion.py"
+    ingestion.write_text(
+        "class CircuitBreaker:\n"
+        "    @property\n"
+        "    def state(self):\n"
+        "        if self.n < 3:\n"
+        "            return 'closed'\n"
+        "        return 'open' if self.t else 'half_open'\n")
+    values = vi.code_health_values(health, pipeline, ingestion)
+    assert values == {"Kind": {"object", "heartbeat"}, "heartbeat": {"ok", "error"},
+                      "object": {"duplicate", "partial", "delivered", "quarantined"},
+                      "CircuitState": {"closed", "open", "half_open"}}
+    # An outcome the reader cannot resolve is an error, not a silently smaller set.
+    pipeline.write_text("def process(stats, pick):\n    stats.finish(pick(), None)\n")
+    with pytest.raises(ValueError, match="cannot tell which strings"):
+        vi.code_health_values(health, pipeline, ingestion)
+
+
+def test_failure_rate_counts_partial_dead_lettered_and_retrying_attempts_only():
+    query = (QUERIES / "alert-failure-rate.kql").read_text()
+    attempts = _in_list(query, r"where Kind == 'object' and Outcome in")
+    failed = _in_list(query, r"countif\(Outcome in")
+    assert failed == {"partial", "dead_lettered", "retrying"}
+    assert attempts == failed | {"delivered"}
+    assert not attempts & {"duplicate", "skipped", "deferred"}
+
+
+def test_dead_letter_alert_fires_on_any_poisoned_item():
+    query = (QUERIES / "alert-dead-lettered.kql").read_text()
+    assert _in_list(query, r"Outcome in") == {"dead_lettered", "partial"}
+    for condition in ("RecordsDropped > 0", "MessagesPoisoned > 0", "PoisonDepth > 0"):
+        assert condition in query
+
+
+def test_latency_alert_reads_only_objects_whose_records_were_accepted():
+    query = (QUERIES / "alert-latency-p95.kql").read_text()
+    assert _in_list(query, r"Outcome in") == {"delivered", "partial"}
+
+
+def test_a_source_whose_poller_runs_all_fail_has_an_alert_per_source():
+    query = (QUERIES / "alert-poller-failing.kql").read_text()
+    assert "countif(Outcome == 'ok')" in query and "by SourceName" in query
+    rule = vi.parse_bicep(vi.BICEP_DIR / "modules" / "alerts.bicep")["resources"]["pollerFailing"]
+    cond = rule["config"]["properties"]["criteria"]["allOf"][0]
+    assert cond["metricMeasureColumn"] == "SuccessfulRuns"
+    assert (cond["operator"], cond["threshold"]) == ("LessThan", 1)
+    assert [d["name"] for d in cond["dimensions"]] == ["SourceName"]
+
+
+def test_workbook_shows_latest_circuit_state_per_source_and_every_outcome_count():
+    items = {i.get("name"): i["content"] for i in json.loads(
+        (vi.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())["items"]}
+    circuit = items["circuit-state"]["query"]
+    assert re.search(r"arg_max\(TimeGenerated, CircuitState\b.*\) by SourceName", circuit)
+    totals = items["outcome-totals"]["query"]
+    for outcome in DOCUMENTED["object"]:
+        assert f"countif(Outcome == '{outcome}')" in totals
+    errors = items["poller-errors"]["query"]
+    assert "Kind == 'heartbeat' and Outcome == 'error'" in errors
 
 
 # ---- AWS -----------------------------------------------------------------------------------

@@ -13,13 +13,18 @@ What it checks (each is one "stage"; the summary prints counts per stage):
                  column naming rules, every *_CL table has a custom table and TimeGenerated
 * app-settings   every setting in shared.config.SETTINGS_DOC (minus local-only ones) is set in
                  main.bicep, nothing else is set except an explicit list of host settings, and no
-                 setting Flex Consumption rejects
+                 setting Flex Consumption rejects; LOGS_INGESTION_ENDPOINT / DCR_IMMUTABLE_ID come
+                 from DCR 1 and DCR_ROUTES from the dcrRoutes output of the streams module
 * rbac           role assignments: named role-id variables, guid(scope.id, principalId, roleId)
                  names, principalType ServicePrincipal, the expected roles on the expected scopes
 * parameters     main.parameters.example.json names only real parameters, gives every required
                  one, and its awsSources passes shared.config's own AWS_SOURCES parser
 * kql            every workbook, alert and DCR-transform query analysed by Kusto.Language
                  (tools/kql_check.js) against tables built from shared/schemas/*.json
+* health-values  every Kind / Outcome / CircuitState literal that a workbook or alert query
+                 compares with is one the code writes (read from shared/health.py,
+                 shared/pipeline.py and shared/ingestion.py with ast), per Kind; the workbook
+                 names every object Outcome the code writes
 * cfn-lint       infra/aws/*.yaml lint clean
 * aws-policy     the IAM role: trust pins aud and sub, only the allowed actions, SSE on queues,
                  dead-letter redrive, queue policy conditions on aws:SourceArn/aws:SourceAccount
@@ -31,6 +36,7 @@ Exit status 0 when every stage passes, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import re
@@ -47,6 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BICEP_DIR = ROOT / "infra" / "bicep"
 AWS_DIR = ROOT / "infra" / "aws"
 SCHEMA_DIR = ROOT / "shared" / "schemas"
+HEALTH_PY = ROOT / "shared" / "health.py"
+PIPELINE_PY = ROOT / "shared" / "pipeline.py"
+INGESTION_PY = ROOT / "shared" / "ingestion.py"
+HEALTH_TABLE = "AWSS3ConnectorHealth_CL"
 MAIN_BICEP = BICEP_DIR / "main.bicep"
 PARAMS_EXAMPLE = BICEP_DIR / "main.parameters.example.json"
 WORKBOOK_DIR = BICEP_DIR / "workbooks"
@@ -298,6 +308,45 @@ def bicep_app_settings() -> dict[str, Any]:
     return var["value"]
 
 
+# The app sends each table to the DCR holding its stream: DCR 1 is the default route and
+# DCR_ROUTES is the streams module's table -> {endpoint, dcrImmutableId} map (infra/README.md).
+DCR_WIRING = {
+    "LOGS_INGESTION_ENDPOINT": "streams.outputs.dcrs[0].logsIngestionEndpoint",
+    "DCR_IMMUTABLE_ID": "streams.outputs.dcrs[0].immutableId",
+    "DCR_ROUTES": "string(streams.outputs.dcrRoutes)",
+}
+
+
+def accessor_path(node: Any) -> str | None:
+    """pycep's expression for `a.b[0].c` or `string(a.b)` as that text; None otherwise."""
+    if isinstance(node, str):
+        return node
+    if isinstance(node, int) and not isinstance(node, bool):
+        return str(node)
+    fn = _function(node)
+    if fn and len(fn[1]) == 1:
+        inner = accessor_path(next(iter(fn[1].values())))
+        return f"{fn[0]}({inner})" if inner else None
+    op = node.get("operator") if isinstance(node, dict) else None
+    if not isinstance(op, dict):
+        return None
+    operands = op.get("operands") or {}
+    left = accessor_path(operands.get("operand_1"))
+    right = accessor_path(operands.get("operand_2"))
+    if left is None or right is None:
+        return None
+    if op.get("type") == "property_accessor":
+        return f"{left}.{right}"
+    if op.get("type") == "index_accessor":
+        return f"{left}[{right}]"
+    return None
+
+
+def _is_streams_module() -> bool:
+    module = parse_bicep(MAIN_BICEP).get("modules", {}).get("streams") or {}
+    return (module.get("detail") or {}).get("path") == "streams.bicep"
+
+
 def check_app_settings(settings: dict[str, Any] | None = None) -> Stage:
     """``settings``: name -> value as in main.bicep (default: read main.bicep)."""
     from shared.config import SETTINGS_DOC
@@ -331,6 +380,13 @@ def check_app_settings(settings: dict[str, Any] | None = None) -> Stage:
     if not (isinstance(auth, str) and "Authorization=AAD" in auth):
         stage.fail("main.bicep: APPLICATIONINSIGHTS_AUTHENTICATION_STRING must use "
                    "Authorization=AAD (App Insights local auth is off)")
+    for name, expected in DCR_WIRING.items():
+        if name in settings and accessor_path(settings[name]) != expected:
+            stage.fail(f"main.bicep: app setting {name} must be {expected} "
+                       f"(found {accessor_path(settings[name]) or settings[name]!r})")
+    if "DCR_ROUTES" in settings and not _is_streams_module():
+        stage.fail("main.bicep: module `streams` must be 'streams.bicep' (DCR_ROUTES reads its "
+                   "dcrRoutes output)")
     stage.counts["settings_in_bicep"] = len(set_names)
     stage.counts["settings_read_by_code"] = len(required)
     stage.counts["host_settings"] = len(set_names & HOST_SETTINGS)
@@ -605,6 +661,168 @@ def check_kql(queries: list[dict[str, Any]] | None = None,
 
 
 # =================================================================================================
+# Health table values: what the queries compare with vs. what the code writes
+# =================================================================================================
+HEALTH_COLUMNS = ("Kind", "Outcome", "CircuitState")
+
+
+def _string_values(node: ast.AST, scope: ast.AST, where: str) -> set[str]:
+    """The strings an expression can evaluate to: literals, `a if c else b`, `a or b`, and
+    names assigned in ``scope`` (the enclosing function or module)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.IfExp):
+        return _string_values(node.body, scope, where) | _string_values(node.orelse, scope, where)
+    if isinstance(node, ast.BoolOp):
+        return set().union(*(_string_values(v, scope, where) for v in node.values))
+    if isinstance(node, ast.Name):
+        values = [a.value for a in ast.walk(scope)
+                  if isinstance(a, ast.Assign | ast.AnnAssign) and a.value is not None
+                  and any(isinstance(t, ast.Name) and t.id == node.id
+                          for t in (a.targets if isinstance(a, ast.Assign) else [a.target]))]
+        if values:
+            return set().union(*(_string_values(v, scope, where) for v in values))
+    raise ValueError(f"{where}: cannot tell which strings {ast.unparse(node)!r} can be "
+                     "(update validate_infra.code_health_values)")
+
+
+def _functions(tree: ast.AST) -> list[ast.FunctionDef]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+
+
+def code_health_values(health: Path = HEALTH_PY, pipeline: Path = PIPELINE_PY,
+                       ingestion: Path = INGESTION_PY) -> dict[str, set[str]]:
+    """Values the code writes to the health table, read from its source with ast:
+
+    * ``Kind``: the "Kind" literal of each row() dict in shared/health.py;
+    * ``Outcome`` per Kind: the "Outcome" value of that dict when it is literal (heartbeat:
+      ``"error" if ... else "ok"``), else the first argument of every ``<stats>.finish(...)``
+      in shared/pipeline.py (object rows);
+    * ``CircuitState``: PollStats' default plus what ``CircuitBreaker.state`` returns.
+    """
+    values: dict[str, set[str]] = {"Kind": set(), "CircuitState": set()}
+    htree = ast.parse(health.read_text())
+    ptree = ast.parse(pipeline.read_text())
+    finish_outcomes: set[str] = set()
+    for fn in _functions(ptree):
+        for call in ast.walk(fn):
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "finish" and call.args):
+                finish_outcomes |= _string_values(call.args[0], fn,
+                                                  f"{rel(pipeline)}:{call.lineno}")
+    for fn in _functions(htree):
+        for d in ast.walk(fn):
+            if not isinstance(d, ast.Dict):
+                continue
+            row = {k.value: v for k, v in zip(d.keys, d.values, strict=True)
+                   if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            kind = row.get("Kind")
+            if not (isinstance(kind, ast.Constant) and isinstance(kind.value, str)):
+                continue
+            values["Kind"].add(kind.value)
+            outcome = row.get("Outcome")
+            if isinstance(outcome, ast.Attribute):  # self.outcome: set by finish(...)
+                values[kind.value] = set(finish_outcomes)
+            elif outcome is not None:
+                values[kind.value] = _string_values(outcome, fn, f"{rel(health)}:{d.lineno}")
+    for cls in (n for n in ast.walk(htree) if isinstance(n, ast.ClassDef)):
+        for st in cls.body:
+            if (isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)
+                    and st.target.id == "circuit_state" and st.value is not None):
+                values["CircuitState"] |= _string_values(st.value, cls, rel(health))
+    itree = ast.parse(ingestion.read_text())
+    for cls in (n for n in ast.walk(itree) if isinstance(n, ast.ClassDef)
+                and n.name == "CircuitBreaker"):
+        for fn in (f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "state"):
+            for ret in (r for r in ast.walk(fn) if isinstance(r, ast.Return) and r.value):
+                values["CircuitState"] |= _string_values(ret.value, fn, rel(ingestion))
+    for key in ("Kind", "CircuitState", *sorted(values["Kind"])):
+        if not values.get(key):
+            raise ValueError(f"found no {key} values in the code (update "
+                             "validate_infra.code_health_values)")
+    return values
+
+
+_KQL_STRING = r"(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+
+
+def _unquote(literal: str) -> str:
+    return literal[1:-1]
+
+
+def kql_literals(query: str, column: str) -> tuple[set[str], list[str]]:
+    """Strings ``column`` is compared with (==, !=, =~, !~, in, !in, in~, !in~) in ``query``,
+    and the comparisons that cannot be checked that way (has, contains, startswith, ...)."""
+    col = rf"(?<![\w.]){re.escape(column)}(?![\w])"
+    found: set[str] = set()
+    for m in re.finditer(rf"{col}\s*(?:==|!=|=~|!~)\s*({_KQL_STRING})", query):
+        found.add(_unquote(m.group(1)))
+    for m in re.finditer(rf"({_KQL_STRING})\s*(?:==|!=|=~|!~)\s*{col}", query):
+        found.add(_unquote(m.group(1)))
+    for m in re.finditer(rf"{col}\s+!?in~?\s*\(([^)]*)\)", query):
+        found |= {_unquote(s) for s in re.findall(_KQL_STRING, m.group(1))}
+    unchecked = [m.group(0) for m in re.finditer(
+        rf"{col}\s+!?(?:has\w*|contains\w*|startswith\w*|endswith\w*|matches\s+regex)\b",
+        query)]
+    return found, unchecked
+
+
+def check_health_values(queries: list[dict[str, Any]] | None = None,
+                        values: dict[str, set[str]] | None = None) -> Stage:
+    """Workbook and alert queries compare Kind / Outcome / CircuitState only with values the
+    code writes (Outcome per the Kind the query selects), and the workbook names every object
+    Outcome the code writes."""
+    stage = Stage("health-values")
+    try:
+        values = values if values is not None else code_health_values()
+    except (OSError, SyntaxError, ValueError) as err:
+        stage.fail(str(err))
+        return stage
+    if queries is None:
+        queries = [q for q in all_queries()[0] if "transformKql" not in q["name"]]
+    kinds = values["Kind"]
+    every_outcome = set().union(*(values[k] for k in kinds))
+    checked = literals = 0
+    workbook_outcomes: set[str] = set()
+    for q in queries:
+        if HEALTH_TABLE not in q["query"]:
+            continue
+        checked += 1
+        name = q["name"]
+        found = {c: kql_literals(q["query"], c) for c in HEALTH_COLUMNS}
+        for column, (_, unchecked) in found.items():
+            for text in unchecked:
+                stage.fail(f"{name}: `{text}`: compare {column} with ==, != or in (...) so the "
+                           "value can be checked against the code")
+        q_kinds, _ = found["Kind"]
+        for kind in sorted(q_kinds - kinds):
+            stage.fail(f"{name}: Kind {kind!r} is never written (code: {sorted(kinds)})")
+        selected = q_kinds & kinds
+        allowed = set().union(*(values[k] for k in selected)) if selected else every_outcome
+        outcomes, _ = found["Outcome"]
+        for outcome in sorted(outcomes - allowed):
+            which = " or ".join(sorted(selected)) if selected else "any Kind"
+            stage.fail(f"{name}: Outcome {outcome!r} is never written for {which} rows "
+                       f"(code: {sorted(allowed)})")
+        states, _ = found["CircuitState"]
+        for state in sorted(states - values["CircuitState"]):
+            stage.fail(f"{name}: CircuitState {state!r} is never written "
+                       f"(code: {sorted(values['CircuitState'])})")
+        literals += sum(len(v) for v, _ in found.values())
+        if "workbook" in name:
+            workbook_outcomes |= outcomes
+    if any("workbook" in q["name"] for q in queries):
+        for outcome in sorted(values.get("object", set()) - workbook_outcomes):
+            stage.fail(f"workbook: no query names the object Outcome {outcome!r} the code writes "
+                       "(add it to the outcome-totals tile)")
+    stage.counts["queries"] = checked
+    stage.counts["literals"] = literals
+    for key in ("Kind", "CircuitState", *sorted(kinds)):
+        stage.counts[f"code_{key.lower()}"] = len(values[key])
+    return stage
+
+
+# =================================================================================================
 # CloudFormation
 # =================================================================================================
 def cfn_templates() -> list[Path]:
@@ -845,6 +1063,7 @@ CHECKS: list[tuple[str, Callable[[], Stage]]] = [
     ("rbac", check_rbac),
     ("parameters", check_parameters),
     ("kql", check_kql),
+    ("health-values", check_health_values),
     ("cfn-lint", check_cfn_lint),
     ("aws-policy", check_aws_policy),
     ("checkov", check_checkov),
@@ -859,7 +1078,7 @@ def run(skip: set[str] | None = None) -> list[Stage]:
             continue
         if name != "bicep-parse" and not parsed_ok and name in {"streams", "app-settings",
                                                                   "rbac", "parameters", "kql",
-                                                                  "checkov"}:
+                                                                  "health-values", "checkov"}:
             stages.append(Stage(name, problems=["not run: a .bicep file does not parse"]))
             continue
         start = time.monotonic()

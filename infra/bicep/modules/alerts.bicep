@@ -1,5 +1,5 @@
 metadata name = 'Pipeline health alert rules'
-metadata description = 'Log search alerts on AWSS3ConnectorHealth_CL: no heartbeat, dead-lettered or poisoned items, p95 latency and failure rate over thresholds.'
+metadata description = 'Log search alerts on AWSS3ConnectorHealth_CL: no heartbeat, dead-lettered or poisoned items, p95 latency and failure rate over thresholds, a source whose poller runs all fail.'
 
 @description('Required. Name prefix of the alert rules.')
 param namePrefix string
@@ -20,7 +20,7 @@ param actionGroupResourceId string = ''
 @minValue(1)
 param latencyP95ThresholdSeconds int = 900
 
-@description('Optional. Fire when more than this percentage of objects over 30 minutes were retried, partial or dead-lettered.')
+@description('Optional. Fire when more than this percentage of processing attempts over 30 minutes were retried, partial or dead-lettered (duplicate, skipped and deferred objects are not counted).')
 @minValue(0)
 @maxValue(100)
 param failureRateThresholdPercent int = 5
@@ -44,7 +44,7 @@ resource noHeartbeat 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'AWS S3 connector: no heartbeat for 15 minutes'
-    description: 'The SQS poller wrote no heartbeat row in 15 minutes: the Function App is stopped, failing to start, or cannot write to the DCR.'
+    description: 'The SQS poller wrote no heartbeat row in 15 minutes: the Function App is stopped, failing to start, or cannot write to the DCR. Health rows are also not sent while the ingestion circuit breaker is open (the Logs Ingestion API keeps failing).'
     severity: 1
     enabled: enabled
     scopes: [
@@ -80,7 +80,7 @@ resource deadLettered 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'AWS S3 connector: items dead-lettered or poisoned'
-    description: 'An object or records were dead-lettered, or the poison queue is not empty. See the workbook (Dead-lettered records by reason) and replay with python -m shared replay.'
+    description: 'An object or some of its records were dead-lettered (Outcome dead_lettered or partial, RecordsDropped > 0), an SQS notification was poisoned, or the poison queue is not empty. See the workbook (Dead-lettered objects and records by reason) and replay with python -m shared replay.'
     severity: 2
     enabled: enabled
     scopes: [
@@ -152,7 +152,7 @@ resource failureRate 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'AWS S3 connector: failure rate over ${failureRateThresholdPercent}%'
-    description: 'Share of objects retried, partially delivered or dead-lettered exceeded the threshold.'
+    description: 'Share of processing attempts that were retried, partially delivered or dead-lettered exceeded the threshold. Duplicate, skipped and deferred (circuit open) objects are not counted.'
     severity: 2
     enabled: enabled
     scopes: [
@@ -181,10 +181,56 @@ resource failureRate 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   }
 }
 
+resource pollerFailing 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-poller-failing'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'AWS S3 connector: every poller run of a source failed for 15 minutes'
+    description: 'Heartbeats of the source arrive with Outcome error and none with ok: its notifications stay in SQS (AWS credentials, role trust, queue URL or the Azure work queue). One alert per source; the error text is in the workbook (Poller runs that failed).'
+    severity: 2
+    enabled: enabled
+    scopes: [
+      logAnalyticsWorkspaceResourceId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('../queries/alert-poller-failing.kql')
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'SuccessfulRuns'
+          dimensions: [
+            {
+              name: 'SourceName'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'LessThan'
+          threshold: 1
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    skipQueryValidation: true
+    actions: actions
+  }
+}
+
 @description('Resource ids of the alert rules.')
 output resourceIds array = [
   noHeartbeat.id
   deadLettered.id
   latencyP95.id
   failureRate.id
+  pollerFailing.id
 ]
