@@ -96,9 +96,6 @@ class Connector:
 
     def emit_health(self, rows: list[dict[str, Any]]) -> None:
         """Health rows are telemetry: a failure to send them is logged, never fatal."""
-        if self.breaker.state == "open":
-            log.info("circuit open: %d health row(s) not sent", len(rows))
-            return
         try:
             result = self.ingestor(HEALTH_TABLE, telemetry=True).send(stream_of(HEALTH_TABLE),
                                         batches(enumerate(rows), self.settings.max_batch_bytes))
@@ -293,6 +290,7 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         conn.emit_health([stats.row()])
         return stats
     except FatalError as err:
+        stats.records_out = len(progress.done)  # batches accepted before the fault stay counted
         conn.dead_letter(poison.for_object(ref, err, stage=_stage(err), attempts=dequeue_count,
                                            table=stats.table,
                                            first_failure=progress.first_failure))
@@ -337,20 +335,28 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     else:
         items = fmt.parse(text, ctx)
 
+    fault: list[ConnectorError] = []
+
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        for position, item in enumerate(items):
-            if isinstance(item, formats.Rejected):
-                if position not in progress.dead:  # not reported again on a retry
-                    rejected.append(formats.Rejected(position, item.reason, item.raw))
-                continue
-            if isinstance(item, formats.Skipped):
-                stats.records_skipped += 1
-                continue
-            stats.records_in += 1
-            stats.see_time(item.get("TimeGenerated"))
-            if position in progress.done or position in progress.dead:
-                continue  # settled on an earlier attempt
-            yield position, item
+        try:
+            for position, item in enumerate(items):
+                if isinstance(item, formats.Rejected):
+                    if position not in progress.dead:  # not reported again on a retry
+                        rejected.append(formats.Rejected(position, item.reason, item.raw))
+                    continue
+                if isinstance(item, formats.Skipped):
+                    stats.records_skipped += 1
+                    continue
+                stats.records_in += 1
+                stats.see_time(item.get("TimeGenerated"))
+                if position in progress.done or position in progress.dead:
+                    continue  # settled on an earlier attempt
+                yield position, item
+        except ConnectorError as err:
+            # the content broke off (truncated, corrupt gzip, read cut): end the rows here so
+            # the open batch and the records before the fault are still sent and settled;
+            # the fault is raised after that
+            fault.append(err)
 
     def accepted(batch: Any) -> None:
         progress.done.add(batch.positions)
@@ -388,6 +394,8 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         reasons.append(dead.error.message)
     if result.transient is not None:
         raise result.transient
+    if fault:
+        raise fault[0]
     return reasons
 
 

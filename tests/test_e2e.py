@@ -322,3 +322,18 @@ def test_a_format_rule_overrides_detection(world):
     assert raw[0]["TimeGenerated"] == "2024-05-01T10:00:00Z"
     assert raw[0]["S3Key"] == "app/service.jsonl" and raw[0]["SourceName"] == "rules"
     assert len(world.accepted(GD)) == n and result.failed == 0
+
+
+def test_a_fault_mid_file_keeps_what_was_delivered_before_it_counted(world):
+    import gzip as gz
+
+    src = world.add_source("midfile")
+    key, data, n = cloudtrail(200)
+    world.put(src, key, gz.compress(gz.decompress(data)[:-300]))  # cut inside the last record
+    host, result = run(world, MAX_BATCH_BYTES="30000", MAX_UPLOADS_IN_FLIGHT="1")
+    delivered = len(world.accepted(CT))
+    assert 0 < delivered < n and result.failed == 0
+    [item] = host.poison_items()
+    assert item["stage"] == "parse" and item["object"]["key"] == key
+    [row] = health_rows(world, "object")
+    assert row["Outcome"] == "dead_lettered" and row["RecordsOut"] == delivered
