@@ -9,13 +9,16 @@ reported twice; an object already ``done`` is not sent twice when its notificati
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
 
 from .notifications import ObjectRef
 
@@ -27,17 +30,19 @@ RUNNING = "running"    # attempted, not finished (a retry resumes from here)
 
 
 class Ranges:
-    """A set of non-negative ints stored as sorted, merged [start, end) intervals."""
+    """A set of non-negative ints stored as sorted, merged [start, end) intervals.
+
+    Upload threads ``add`` while the reading thread tests membership: ``add`` builds a new
+    list and swaps it in whole, and readers work on one snapshot, so a reader never sees a
+    half-merged list (which made it miss accepted positions, or raise IndexError)."""
 
     def __init__(self, intervals: list[list[int]] | None = None):
         self._iv: list[list[int]] = [list(i) for i in (intervals or [])]
 
     def add(self, positions: list[int]) -> None:
-        for p in positions:
-            self._iv.append([p, p + 1])
-        self._iv.sort()
+        ivs = sorted(self._iv + [[p, p + 1] for p in positions])
         merged: list[list[int]] = []
-        for start, end in self._iv:
+        for start, end in ivs:
             if merged and start <= merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], end)
             else:
@@ -45,10 +50,11 @@ class Ranges:
         self._iv = merged
 
     def __contains__(self, p: int) -> bool:
-        lo, hi = 0, len(self._iv)
+        iv = self._iv  # one snapshot (see the class docstring)
+        lo, hi = 0, len(iv)
         while lo < hi:
             mid = (lo + hi) // 2
-            start, end = self._iv[mid]
+            start, end = iv[mid]
             if p < start:
                 hi = mid
             elif p >= end:
@@ -102,8 +108,8 @@ class Checkpoints:
             e = self._table.get_entity(partition_key=ref.source, row_key=_row_key(ref))
         except ResourceNotFoundError:
             return Progress()
-        return Progress(state=e.get("State", ""), done=Ranges(json.loads(e.get("Done") or "[]")),
-                        dead=Ranges(json.loads(e.get("Dead") or "[]")),
+        return Progress(state=e.get("State", ""), done=_unpack(e, "Done"),
+                        dead=_unpack(e, "Dead"),
                         attempts=int(e.get("Attempts", 0)), first_failure=e.get("FirstFailure"),
                         last_error=e.get("LastError"),
                         etag=getattr(e, "metadata", {}).get("etag"))
@@ -113,9 +119,46 @@ class Checkpoints:
         entity = {
             "PartitionKey": ref.source, "RowKey": _row_key(ref),
             "Bucket": ref.bucket, "Key": ref.key[:1024], "Identity": ref.identity[:1024],
-            "State": progress.state, "Done": json.dumps(progress.done.intervals()),
-            "Dead": json.dumps(progress.dead.intervals()),
+            "State": progress.state,
             "Attempts": progress.attempts, "FirstFailure": progress.first_failure or "",
             "LastError": (progress.last_error or "")[:4000], "UpdatedAt": _now(),
         }
-        self._table.upsert_entity(entity)
+        for name, ranges in (("Done", progress.done), ("Dead", progress.dead)):
+            packed = _pack(name, ranges)
+            if packed is None:  # never seen in practice; costs repeats, never a lost record
+                log.warning("%s: %s positions too fragmented to checkpoint; a retry repeats "
+                            "them", ref.uri, name)
+                packed = {name: "[]"}
+            entity.update(packed)
+        # replace, not merge: no chunk of an earlier, longer encoding may survive
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+# A Table property holds at most 64 KiB (a string 32K UTF-16 characters), an entity 1 MiB.
+# Positions that alternate between accepted, skipped and dead-lettered make thousands of
+# one-record intervals: those are stored delta-encoded, zlib-compressed, in binary chunks.
+_TEXT_CHARS = 30_000
+_CHUNK_BYTES = 60_000
+_MAX_CHUNKS = 7  # per range set: both sets stay under the entity limit
+
+
+def _pack(name: str, ranges: Ranges) -> dict[str, Any] | None:
+    text = json.dumps(ranges.intervals(), separators=(",", ":"))
+    if len(text) <= _TEXT_CHARS:
+        return {name: text}
+    flat = [n for iv in ranges.intervals() for n in iv]
+    deltas = [b - a for a, b in zip([0, *flat], flat)]
+    blob = zlib.compress(json.dumps(deltas, separators=(",", ":")).encode(), 9)
+    chunks = [blob[i:i + _CHUNK_BYTES] for i in range(0, len(blob), _CHUNK_BYTES)]
+    if len(chunks) > _MAX_CHUNKS:
+        return None
+    return {name: f"zlib:{len(chunks)}", **{f"{name}{i}": c for i, c in enumerate(chunks)}}
+
+
+def _unpack(entity: Any, name: str) -> Ranges:
+    text = entity.get(name) or "[]"
+    if not text.startswith("zlib:"):
+        return Ranges(json.loads(text))
+    blob = b"".join(bytes(entity[f"{name}{i}"]) for i in range(int(text[5:])))
+    flat = list(itertools.accumulate(json.loads(zlib.decompress(blob))))
+    return Ranges([flat[i:i + 2] for i in range(0, len(flat), 2)])

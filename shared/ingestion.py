@@ -4,9 +4,9 @@ Uploads go through ``LogsIngestionClient.upload`` with a pre-gzipped, seekable b
 then sends it as is with ``Content-Encoding: gzip``). The SDK's own retry policy is turned off
 so that every retry decision is made here, explicitly:
 
-* 429 / 408 / 5xx / connection errors / timeouts -> retry with exponential backoff and full
-  jitter, honouring ``Retry-After``; after ``max_attempts`` the object is retried as a whole
-  (``TransientDeliveryError``), resuming from its checkpoint.
+* 429 / 408 / 5xx / connection errors / timeouts / no token -> retry with exponential backoff
+  and full jitter, honouring ``Retry-After``; after ``max_attempts`` the object is retried as a
+  whole (``TransientDeliveryError``), resuming from its checkpoint.
 * 413 -> split the batch in halves and send each; a single record that is still too large is
   dead-lettered alone (``RecordTooLargeError``).
 * 400 / 401 / 403 / 404 and other 4xx -> the batch is dead-lettered (``DeliveryError``) with
@@ -179,8 +179,11 @@ class Ingestor:
                             f"record {batch.first} is too large for one request even alone "
                             f"({batch.size} bytes): {text}", status=413, code=code), attempt))
                     return
-                if status in TRANSIENT_STATUS:
-                    failure = f"HTTP {status} {code or ''}: {text}".strip()
+                if status in TRANSIENT_STATUS or status == 0:
+                    # status 0: no answer of the service at all, e.g. the managed identity
+                    # gave no token (ClientAuthenticationError): the records were never judged
+                    failure = f"HTTP {status} {code or ''}: {text}".strip() if status else \
+                        f"{type(err).__name__}: {text}"
                     retry_after = _retry_after(err)
                 else:
                     with lock:

@@ -39,6 +39,8 @@ class ObjectRef:
     def from_json(cls, text: str | bytes) -> ObjectRef:
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):  # '["source"]' would pass the `in` test below
+                raise TypeError(f"expected a JSON object, not {type(data).__name__}")
             return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
         except (ValueError, TypeError) as err:
             raise NotificationError(f"work item is not an object reference: {err}") from err

@@ -127,7 +127,13 @@ def reset_connector() -> None:
 def poll_notifications(conn: Connector) -> list[PollStats]:
     """Drain every source's SQS queue into the work queue within the time budget."""
     deadline = time.monotonic() + conn.settings.poll_time_budget_seconds
-    results = [poll_source(conn, source, deadline) for source in conn.settings.sources]
+    results = []
+    sources = conn.settings.sources
+    for i, source in enumerate(sources):
+        # a fair share of what is left: a source with a backlog must not starve the next ones
+        # (their notifications would age in SQS until its retention period deletes them)
+        share = max(0.0, deadline - time.monotonic()) / (len(sources) - i)
+        results.append(poll_source(conn, source, time.monotonic() + share))
     try:
         depth = conn.poison.depth()
     except AzureError:
@@ -241,14 +247,22 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
     TransientError when the host should retry the work item."""
     try:
         ref = ObjectRef.from_json(body)
-        source = conn.settings.source(ref.source)
-    except (NotificationError, KeyError) as err:
+    except NotificationError as err:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        error = err if isinstance(err, NotificationError) else NotificationError(
-            f"work item names unknown source {err}; is it still in AWS_SOURCES?")
-        conn.dead_letter(poison.for_body(text, error, source="?", message_id=None))
+        conn.dead_letter(poison.for_body(text, err, source="?", message_id=None))
         stats = ObjectStats("?", "?", "?")
-        stats.finish("dead_lettered", None, error.message)
+        stats.finish("dead_lettered", None, err.message)
+        conn.emit_health([stats.row()])
+        return stats
+    try:
+        source = conn.settings.source(ref.source)
+    except KeyError:
+        # an object envelope, so `replay` can requeue it once the source is configured again
+        error = FatalError(f"work item names unknown source {ref.source!r}; add it back to "
+                           "AWS_SOURCES, then replay")
+        conn.dead_letter(poison.for_object(ref, error, stage="process", attempts=dequeue_count))
+        stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
+        stats.finish("dead_lettered", ref.event_time, error.message)
         conn.emit_health([stats.row()])
         return stats
 
@@ -270,7 +284,14 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
     if ref.replay:
         progress.dead = cp.Ranges()  # the operator fixed the cause: try those records again
     try:
-        dead = deliver_object(conn, source, ref, progress, stats)
+        try:
+            dead = deliver_object(conn, source, ref, progress, stats)
+        except ConnectorError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a bug or an unclassified SDK error: retry it,
+            # and on the last attempt dead-letter it with its text, like any transient failure
+            log.exception("%s: unexpected error", ref.uri)
+            raise TransientError(f"unexpected {type(err).__name__}: {err}") from err
     except TransientError as err:
         if err.kind == "delivery_transient":
             conn.breaker.failure()
@@ -328,7 +349,11 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         return []
     ctx = formats.ObjectContext(source=ref.source, bucket=ref.bucket, key=ref.key,
                                 event_time=ref.event_time)
-    rejected: list[formats.Rejected] = []
+    # records the parser rejected: positions, distinct reasons and a few samples, never the
+    # text of each one (an object of bad lines would be held whole in memory)
+    rejected: list[int] = []
+    rejected_reasons: set[str] = set()
+    rejected_samples: list[str] = []
 
     if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet)
         items = fmt.parse_bytes(text.raw_bytes(), ctx)
@@ -342,7 +367,11 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             for position, item in enumerate(items):
                 if isinstance(item, formats.Rejected):
                     if position not in progress.dead:  # not reported again on a retry
-                        rejected.append(formats.Rejected(position, item.reason, item.raw))
+                        rejected.append(position)
+                        if len(rejected_reasons) < 100:
+                            rejected_reasons.add(item.reason)
+                        if len(rejected_samples) < 3:
+                            rejected_samples.append(item.raw)
                     continue
                 if isinstance(item, formats.Skipped):
                     stats.records_skipped += 1
@@ -376,14 +405,14 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     reasons: list[str] = []
     if rejected:
         stats.records_dropped += len(rejected)
-        distinct = sorted({r.reason for r in rejected})
+        distinct = sorted(rejected_reasons)
         err = RecordError(f"{len(rejected)} record(s) of {ref.uri} could not be parsed as "
                           f"{fmt.name}: " + "; ".join(distinct[:5]))
         conn.dead_letter(poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
                                            table=fmt.table,
-                                           positions=[r.position for r in rejected],
-                                           samples=[r.raw for r in rejected[:3]]))
-        progress.dead.add([r.position for r in rejected])
+                                           positions=rejected,
+                                           samples=rejected_samples))
+        progress.dead.add(rejected)
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)
