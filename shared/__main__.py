@@ -25,6 +25,9 @@ def _replay(args: argparse.Namespace) -> int:
     conn.poison.ensure()
     moved = kept = 0
     seen = 0
+    # one work item per object: a replay retries every dead-lettered record of its object, so
+    # a second one (one per envelope) would only report the still-failing records again
+    requeued: set[tuple[str, str]] = set()
     while seen < args.limit:
         batch = list(conn.poison.client.receive_messages(
             messages_per_page=32, visibility_timeout=args.visibility, max_messages=32))
@@ -55,6 +58,10 @@ def _replay(args: argparse.Namespace) -> int:
                 kept += 1
                 continue
             for ref in refs:
+                if (ref.source, ref.identity) in requeued:
+                    print(f"already requeued {ref.uri} ({env.kind})")
+                    continue
+                requeued.add((ref.source, ref.identity))
                 print(f"{'would replay' if args.dry_run else 'replay'} {ref.uri} ({env.kind})")
                 if not args.dry_run:
                     conn.work.send(ref.to_json())

@@ -225,3 +225,28 @@ def test_a_work_item_that_is_json_but_not_an_object_is_a_notification_error():
     for text in ('["source"]', '"source bucket key"'):
         with pytest.raises(NotificationError):
             ObjectRef.from_json(text)
+
+
+def test_replay_requeues_an_object_once_however_many_envelopes_name_it(world):
+    # GIVEN an object with a line that is not a finding (one envelope) and a batch refused
+    # with 400 (a second envelope): two poison items for one object
+    from shared.__main__ import main as cli
+
+    src = world.add_source("twoenv")
+    key, data, n = guardduty(5)
+    lines = gzip.decompress(data).decode().splitlines() + ['{"note": "not a finding"}']
+    world.put(src, key, "\n".join(lines).encode())
+    world.configure()
+    host = world.host()
+    host.run_timer()
+    world.stack.ingestion.inject(400, stream=GD, code="InvalidPayload", message="bad column")
+    host.drain()
+    assert sorted(i["stage"] for i in host.poison_items()) == ["deliver", "parse"]
+    # WHEN the service is fixed and the operator replays
+    world.stack.ingestion.reset()
+    assert cli(["replay"]) == 0
+    host.drain()
+    # THEN the object was processed once more: its records arrive once, and the line that is
+    # still not a finding is reported once (not once per replayed envelope)
+    assert len(world.accepted(GD)) == n
+    assert [i["stage"] for i in host.poison_items()] == ["parse"]
