@@ -80,8 +80,11 @@ class Connector:
                 policy = (RetryPolicy(2, 0.2, 1.0) if telemetry else
                           RetryPolicy(s.upload_max_attempts, s.upload_backoff_base_seconds,
                                       s.upload_backoff_max_seconds))
+                # telemetry also waits briefly for an answer: a hanging endpoint must not hold
+                # every invocation for 2 x 60 s (the object path keeps the full read timeout)
                 self._ingestors[key] = Ingestor(endpoint, rule, self.azure, policy=policy,
-                                                in_flight=s.max_uploads_in_flight)
+                                                in_flight=s.max_uploads_in_flight,
+                                                read_timeout=10.0 if telemetry else 60.0)
             return self._ingestors[key]
 
     def dead_letter(self, envelope: poison.Envelope) -> None:
@@ -109,12 +112,17 @@ class Connector:
 _connector: Connector | None = None
 
 
+_connector_lock = threading.Lock()
+
+
 def connector() -> Connector:
-    """The process's Connector, built on first use from the environment."""
+    """The process's Connector, built on first use from the environment (once, even when the
+    worker starts several invocations at the same moment)."""
     global _connector
-    if _connector is None:
-        _connector = Connector.from_settings(load_settings())
-    return _connector
+    with _connector_lock:
+        if _connector is None:
+            _connector = Connector.from_settings(load_settings())
+        return _connector
 
 
 def reset_connector() -> None:

@@ -250,3 +250,28 @@ def test_replay_requeues_an_object_once_however_many_envelopes_name_it(world):
     # still not a finding is reported once (not once per replayed envelope)
     assert len(world.accepted(GD)) == n
     assert [i["stage"] for i in host.poison_items()] == ["parse"]
+
+
+def test_concurrent_first_invocations_share_one_connector(monkeypatch):
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared import pipeline
+
+    built = []
+
+    def slow_build(settings):
+        _time.sleep(0.05)
+        built.append(object())
+        return built[-1]
+
+    monkeypatch.setattr(pipeline, "load_settings", lambda: None)
+    monkeypatch.setattr(pipeline.Connector, "from_settings", staticmethod(slow_build))
+    pipeline.reset_connector()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda _: pipeline.connector(), range(8)))
+    finally:
+        pipeline.reset_connector()
+    # one set of clients, one circuit breaker per worker process
+    assert len(built) == 1 and all(c is built[0] for c in got)
