@@ -157,7 +157,8 @@ class TextSource:
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as err:
-                if not exhausted and len(buf) - pos < _MAX_VALUE_CHARS:
+                if (_more_may_fix(err, buf) and not exhausted
+                        and len(buf) - pos < _MAX_VALUE_CHARS):
                     nxt = next(chunks, None)
                     if nxt is None:
                         exhausted = True
@@ -226,7 +227,8 @@ class TextSource:
             try:
                 value, end = decoder.raw_decode(buf, pos)
             except json.JSONDecodeError as err:
-                if not exhausted and len(buf) - pos < _MAX_VALUE_CHARS:
+                if (_more_may_fix(err, buf) and not exhausted
+                        and len(buf) - pos < _MAX_VALUE_CHARS):
                     nxt = next(chunks, None)
                     if nxt is None:
                         exhausted = True
@@ -238,6 +240,15 @@ class TextSource:
             pos = end
             if pos > 1 << 20:
                 buf, pos = buf[pos:], 0
+
+
+def _more_may_fix(err: json.JSONDecodeError, buf: str) -> bool:
+    """Whether the decode error may be the buffer's end cutting a value (more text can fix
+    it), or is a bad character before it (no amount of text can: without this, one bad line
+    read up to 64M characters ahead into memory before it was reported)."""
+    # a cut value fails at the end (a cut literal/escape a few characters before it), or as
+    # an unterminated string, whose error points at the string's start
+    return err.pos >= len(buf) - 16 or err.msg.startswith("Unterminated string")
 
 
 class JsonGarbage:

@@ -275,3 +275,49 @@ def test_concurrent_first_invocations_share_one_connector(monkeypatch):
         pipeline.reset_connector()
     # one set of clients, one circuit breaker per worker process
     assert len(built) == 1 and all(c is built[0] for c in got)
+
+
+def _values(text: str, size: int, method: str = "json_values"):
+    from shared.reader import TextSource
+
+    data = text.encode()
+    chunks = [data[i:i + size] for i in range(0, len(data), size)]
+    source = TextSource(iter(chunks))
+    return getattr(source, method)() if method == "json_values" else \
+        source.json_array_items("Records")
+
+
+def test_a_bad_line_is_reported_without_reading_the_object_ahead():
+    from shared.reader import JsonGarbage, TextSource
+
+    lines = ['{"a":'] + [json.dumps({"id": i, "pad": "y" * 100}) for i in range(20_000)]
+    data = "\n".join(lines).encode()
+    read = []
+
+    def chunks():
+        for i in range(0, len(data), 4096):
+            read.append(i)
+            yield data[i:i + 4096]
+
+    it = TextSource(chunks()).json_values()
+    assert isinstance(next(it), JsonGarbage)
+    # the head (64 KB) and a chunk or two, not the whole 2.3 MB (up to 64M characters)
+    assert len(read) * 4096 < 100_000
+    assert sum(1 for v in it if not isinstance(v, JsonGarbage)) == 20_000
+
+
+@pytest.mark.parametrize("size", [1, 5, 13, 4096])
+def test_values_cut_anywhere_by_chunk_ends_still_parse(size):
+    from shared.reader import JsonGarbage
+
+    def record(i):
+        return {"i": i, "t": True, "f": False, "n": None, "x": -1.5e-3 * i, "big": 10 ** 20 + i,
+                "s": "caf\u00e9 \\ \"q\" \u2603 \U0001F600", "l": [1, [2, {"k": "v"}]]}
+    n = 800
+    pad = " " * 70_000  # past the 64 KB head: the rest arrives in chunks of `size`
+    lines = pad + "\n".join(json.dumps(record(i), ensure_ascii=i % 2 == 0) for i in range(n))
+    out = list(_values(lines, size))
+    assert not [v for v in out if isinstance(v, JsonGarbage)]
+    assert [v["i"] for v in out] == list(range(n))
+    pretty = pad + json.dumps({"Records": [record(i) for i in range(n)]}, indent=2)
+    assert [v["i"] for v in _values(pretty, size, "array")] == list(range(n))
