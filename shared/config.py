@@ -347,6 +347,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     poison_queue = r.str("POISON_QUEUE", f"{work_queue}-poison") or f"{work_queue}-poison"
     r.match("WORK_QUEUE", work_queue, _QUEUE_NAME, "a valid queue name (3-63 of a-z0-9-)")
     r.match("POISON_QUEUE", poison_queue, _QUEUE_NAME, "a valid queue name (3-63 of a-z0-9-)")
+    if poison_queue != f"{work_queue}-poison":
+        # the host moves a work item that crashed on its last attempt to <queue>-poison: any
+        # other name splits the dead letters, and `replay` and the health depth miss those
+        r.errors.append(f"POISON_QUEUE: must be {work_queue}-poison (the Functions host's "
+                        f"poison queue for WORK_QUEUE), not {poison_queue!r}")
     table = r.str("CHECKPOINT_TABLE", "s3objectcheckpoints") or "s3objectcheckpoints"
     r.match("CHECKPOINT_TABLE", table, _TABLE_NAME, "a valid table name (3-63 alphanumerics)")
     schedule = r.str("POLL_SCHEDULE", "0 */1 * * * *") or "0 */1 * * * *"

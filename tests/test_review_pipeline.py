@@ -321,3 +321,19 @@ def test_values_cut_anywhere_by_chunk_ends_still_parse(size):
     assert [v["i"] for v in out] == list(range(n))
     pretty = pad + json.dumps({"Records": [record(i) for i in range(n)]}, indent=2)
     assert [v["i"] for v in _values(pretty, size, "array")] == list(range(n))
+
+
+def test_a_poison_queue_other_than_the_hosts_is_a_config_error():
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+
+    env = {"AWS_SOURCES": json.dumps([{
+        "name": "p", "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+        "region": "us-east-1", "roleArn": "arn:aws:iam::123456789012:role/R"}]),
+        "LOGS_INGESTION_ENDPOINT": "https://dce.example", "DCR_IMMUTABLE_ID": "dcr-1",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "AWS_WEB_IDENTITY_AUDIENCE": "api://x", "WORK_QUEUE": "objects"}
+    assert load_settings(env).poison_queue == "objects-poison"
+    # the host moves crashed items to objects-poison: replay and the depth would never see them
+    with pytest.raises(ConfigError, match="POISON_QUEUE: must be objects-poison"):
+        load_settings({**env, "POISON_QUEUE": "dead-letters"})
