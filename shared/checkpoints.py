@@ -12,12 +12,18 @@ import hashlib
 import itertools
 import json
 import logging
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 
 from .notifications import ObjectRef
@@ -27,6 +33,7 @@ log = logging.getLogger(__name__)
 DONE = "done"          # every record accepted (or deliberately skipped)
 PARTIAL = "partial"    # finished, but some records were dead-lettered
 RUNNING = "running"    # attempted, not finished (a retry resumes from here)
+LEASE_RENEW_SECONDS = 600  # a save while working extends the lease to at least this far
 
 
 class Ranges:
@@ -78,7 +85,8 @@ class Progress:
     attempts: int = 0
     first_failure: str | None = None
     last_error: str | None = None
-    etag: str | None = None  # table entity etag for optimistic concurrency
+    etag: str | None = None  # table entity etag (None: no entity yet)
+    lease_until: float = 0.0  # epoch seconds: a worker is processing the object until then
 
 
 def _row_key(ref: ObjectRef) -> str:
@@ -112,9 +120,46 @@ class Checkpoints:
                         dead=_unpack(e, "Dead"),
                         attempts=int(e.get("Attempts", 0)), first_failure=e.get("FirstFailure"),
                         last_error=e.get("LastError"),
-                        etag=getattr(e, "metadata", {}).get("etag"))
+                        etag=getattr(e, "metadata", {}).get("etag"),
+                        lease_until=float(e.get("LeaseUntil") or 0.0))
 
-    def save(self, ref: ObjectRef, progress: Progress) -> None:
+    def claim(self, ref: ObjectRef, progress: Progress, seconds: float) -> float:
+        """Take the object's lease for ``seconds`` (optimistic concurrency on the entity).
+
+        Returns 0 when this worker now owns the object, else the seconds until the other
+        worker's lease ends: two copies of one work item (an SQS redelivery, a backfill beside a
+        notification) must not both send the object.
+        """
+        now = time.time()
+        if progress.lease_until > now:
+            return progress.lease_until - now
+        progress.state = RUNNING
+        progress.lease_until = now + seconds
+        entity = self._entity(ref, progress)
+        try:
+            if progress.etag is None:
+                meta = self._table.create_entity(entity)
+            else:
+                meta = self._table.update_entity(entity, mode=UpdateMode.REPLACE,
+                                                 etag=progress.etag,
+                                                 match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError):
+            return max(1.0, seconds / 10)  # another worker got there first: look again later
+        progress.etag = (meta or {}).get("etag")
+        return 0.0
+
+    def save(self, ref: ObjectRef, progress: Progress, *, release: bool = False) -> None:
+        """Write progress (renewing the lease while working; ``release`` when finished)."""
+        self._ensure()
+        if release:
+            progress.lease_until = 0.0
+        elif progress.lease_until:
+            progress.lease_until = max(progress.lease_until, time.time() + LEASE_RENEW_SECONDS)
+        # replace, not merge: no chunk of an earlier, longer encoding may survive
+        meta = self._table.upsert_entity(self._entity(ref, progress), mode=UpdateMode.REPLACE)
+        progress.etag = (meta or {}).get("etag", progress.etag)
+
+    def _entity(self, ref: ObjectRef, progress: Progress) -> dict[str, Any]:
         self._ensure()
         entity = {
             "PartitionKey": ref.source, "RowKey": _row_key(ref),
@@ -122,6 +167,7 @@ class Checkpoints:
             "State": progress.state,
             "Attempts": progress.attempts, "FirstFailure": progress.first_failure or "",
             "LastError": (progress.last_error or "")[:4000], "UpdatedAt": _now(),
+            "LeaseUntil": float(progress.lease_until),
         }
         for name, ranges in (("Done", progress.done), ("Dead", progress.dead)):
             packed = _pack(name, ranges)
@@ -130,8 +176,7 @@ class Checkpoints:
                             "them", ref.uri, name)
                 packed = {name: "[]"}
             entity.update(packed)
-        # replace, not merge: no chunk of an earlier, longer encoding may survive
-        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return entity
 
 
 # A Table property holds at most 64 KiB (a string 32K UTF-16 characters), an entity 1 MiB.

@@ -109,6 +109,8 @@ class Connector:
             log.warning("health rows not delivered: %s", err)
 
 
+# How long a worker owns an object it is sending: the host's functionTimeout (host.json).
+LEASE_SECONDS = 600
 _connector: Connector | None = None
 
 
@@ -288,6 +290,13 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         stats.finish("deferred", None, f"circuit open for {wait:.0f}s more")
         conn.emit_health([stats.row()])
         return stats
+    held = conn.checkpoints.claim(ref, progress, LEASE_SECONDS)
+    if held > 0:
+        # another worker is sending this object (a second copy of the work item): look later
+        conn.work.send(ref.to_json(), delay=int(held) + 1)
+        stats.finish("deferred", None, f"another worker holds this object for {held:.0f}s")
+        conn.emit_health([stats.row()])
+        return stats
     progress.attempts += 1
     if ref.replay:
         progress.dead = cp.Ranges()  # the operator fixed the cause: try those records again
@@ -306,7 +315,7 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         progress.state = cp.RUNNING
         progress.last_error = err.message
         progress.first_failure = progress.first_failure or poison.now_iso()
-        conn.checkpoints.save(ref, progress)
+        conn.checkpoints.save(ref, progress, release=True)
         if dequeue_count < conn.settings.max_dequeue_count:
             stats.finish("retrying", ref.event_time, err.message)
             conn.emit_health([stats.row()])
@@ -325,14 +334,14 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
                                            first_failure=progress.first_failure))
         progress.state = cp.PARTIAL
         progress.last_error = err.message
-        conn.checkpoints.save(ref, progress)
+        conn.checkpoints.save(ref, progress, release=True)
         stats.finish("dead_lettered", ref.event_time, err.message)
         conn.emit_health([stats.row()])
         return stats
     if stats.table is not None:
         conn.breaker.success()
     progress.state = cp.PARTIAL if dead or len(progress.dead) else cp.DONE
-    conn.checkpoints.save(ref, progress)
+    conn.checkpoints.save(ref, progress, release=True)
     outcome = ("skipped" if stats.table is None else
                "partial" if dead or len(progress.dead) else "delivered")
     stats.finish(outcome, ref.event_time, dead[0] if dead else None)

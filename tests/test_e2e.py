@@ -337,3 +337,46 @@ def test_a_fault_mid_file_keeps_what_was_delivered_before_it_counted(world):
     assert item["stage"] == "parse" and item["object"]["key"] == key
     [row] = health_rows(world, "object")
     assert row["Outcome"] == "dead_lettered" and row["RecordsOut"] == delivered
+
+
+def test_two_copies_of_one_work_item_do_not_both_send_the_object(world):
+    # GIVEN the same object reference twice on the work queue (SQS redelivered a notification
+    # while the first copy was being processed)
+    from shared import pipeline
+    from shared.notifications import ObjectRef
+
+    src = world.add_source("lease")
+    key, data, n = guardduty(6)
+    world.put(src, key, data)
+    world.configure()
+    conn = pipeline.connector()
+    ref = ObjectRef(source="lease", bucket=src["_bucket"], key=key,
+                    etag=world.s3.head_object(Bucket=src["_bucket"], Key=key)["ETag"].strip('"'))
+    # WHEN a worker holds the object's lease and the second copy arrives
+    progress = conn.checkpoints.load(ref)
+    assert conn.checkpoints.claim(ref, progress, 60) == 0
+    stats = pipeline.process_object(conn, ref.to_json())
+    # THEN the second copy is deferred (re-queued with a delay), nothing is sent twice
+    assert stats.outcome == "deferred" and world.accepted(GD) == []
+    assert conn.work.depth() == 1
+    # and once the holder finished, the deferred copy is a duplicate
+    progress.state = "done"
+    conn.checkpoints.save(ref, progress, release=True)
+    assert pipeline.process_object(conn, ref.to_json()).outcome == "duplicate"
+
+
+def test_a_stale_claim_loses_the_race_and_is_deferred(world):
+    from shared import pipeline
+    from shared.notifications import ObjectRef
+
+    src = world.add_source("race")
+    world.configure()
+    conn = pipeline.connector()
+    ref = ObjectRef(source="race", bucket=src["_bucket"], key="k", etag="e")
+    first, second = conn.checkpoints.load(ref), conn.checkpoints.load(ref)
+    assert conn.checkpoints.claim(ref, first, 60) == 0      # creates the entity
+    assert conn.checkpoints.claim(ref, second, 60) > 0      # saw no entity: create conflicts
+    conn.checkpoints.save(ref, first, release=True)
+    a, b = conn.checkpoints.load(ref), conn.checkpoints.load(ref)
+    assert conn.checkpoints.claim(ref, a, 60) == 0
+    assert conn.checkpoints.claim(ref, b, 60) > 0           # same etag: If-Match fails
