@@ -170,6 +170,15 @@ class AwsSessions:
         try:
             return fn(self.client(source, service))
         except ClientError as err:
+            if getattr(err, "operation_name", "") == "AssumeRoleWithWebIdentity":
+                # raised from inside the S3/SQS call while botocore refreshed the credentials
+                msg = err.response.get("Error", {}).get("Message", "")
+                raise AwsCredentialError(
+                    f"source {source.name}: STS refused AssumeRoleWithWebIdentity for "
+                    f"{source.role_arn} ({error_code(err)}: {msg}); check the role's trust "
+                    f"policy (audience {self._settings.aws_web_identity_audience}, subject = "
+                    "the managed identity's object id) and the IAM OIDC provider for "
+                    "sts.windows.net/<tenant>/", code=error_code(err)) from err
             if not is_auth_error(err):
                 raise
             log.warning("source %s: AWS refused the credentials (%s); reading them again",

@@ -47,8 +47,10 @@ class ObjectRef:
 
     @property
     def identity(self) -> str:
-        """What makes two deliveries of this object the same (for dedup)."""
-        return f"{self.bucket}/{self.key}@{self.version_id or self.etag or self.sequencer or ''}"
+        """What makes two deliveries of this object the same (for dedup). The ETag first: a
+        backfill listing has it but no version id, and two versions with different content
+        have different ETags."""
+        return f"{self.bucket}/{self.key}@{self.etag or self.version_id or self.sequencer or ''}"
 
     @property
     def uri(self) -> str:

@@ -92,3 +92,24 @@ def test_federated_credentials_come_from_sts_with_a_managed_identity_token(world
     ident = conn.aws.call(source, "sts", lambda c: c.get_caller_identity())
     assert ":assumed-role/OIDC_fed2" in ident["Arn"]
     assert "sentinel-s3-fed2" in ident["Arn"]  # our RoleSessionName
+
+
+def test_an_sts_refusal_during_refresh_names_the_trust_policy_not_s3(world):
+    import pytest
+
+    from shared.errors import AwsCredentialError
+
+    world.add_source("stsdeny", mode="role")
+    world.configure()
+    conn = pipeline.connector()
+    source = conn.settings.source("stsdeny")
+
+    def refused(client):  # what botocore raises from an S3 call whose credential refresh failed
+        raise ClientError({"Error": {"Code": "InvalidIdentityToken",
+                                     "Message": "Incorrect token audience"}},
+                          "AssumeRoleWithWebIdentity")
+
+    with pytest.raises(AwsCredentialError) as info:
+        conn.aws.call(source, "s3", refused)
+    assert "trust policy" in info.value.message and "Incorrect token audience" in \
+        info.value.message and info.value.kind == "aws_credentials"

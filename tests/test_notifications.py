@@ -101,3 +101,10 @@ def test_null_version_id_means_no_version():
     rec["Records"][0]["s3"]["object"]["versionId"] = "null"
     [ref] = parse_body(json.dumps(rec), source="s").objects
     assert ref.version_id is None and ref.identity.endswith("@d41d8cd98f00b204e9800998ecf8427e")
+
+
+def test_a_backfilled_ref_and_a_versioned_notification_are_the_same_object():
+    notified = ObjectRef(source="s", bucket="b", key="k", etag="e1", version_id="v9")
+    listed = ObjectRef(source="s", bucket="b", key="k", etag="e1")
+    assert notified.identity == listed.identity
+    assert ObjectRef(source="s", bucket="b", key="k", etag="e2").identity != listed.identity
