@@ -371,6 +371,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     rejected: list[int] = []
     rejected_reasons: set[str] = set()
     rejected_samples: list[str] = []
+    rejected_lines: list[int] = []
 
     if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet)
         items = fmt.parse_bytes(text.raw_bytes(), ctx)
@@ -385,10 +386,12 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 if isinstance(item, formats.Rejected):
                     if position not in progress.dead:  # not reported again on a retry
                         rejected.append(position)
+                        if len(rejected_lines) < 2000:
+                            rejected_lines.append(item.position)  # as the parser counts
                         if len(rejected_reasons) < 100:
                             rejected_reasons.add(item.reason)
                         if len(rejected_samples) < 3:
-                            rejected_samples.append(item.raw)
+                            rejected_samples.append(f"line {item.position}: {item.raw}")
                     continue
                 if isinstance(item, formats.Skipped):
                     stats.records_skipped += 1
@@ -427,7 +430,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                           f"{fmt.name}: " + "; ".join(distinct[:5]))
         conn.dead_letter(poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
                                            table=fmt.table,
-                                           positions=rejected,
+                                           positions=rejected, lines=rejected_lines,
                                            samples=rejected_samples))
         progress.dead.add(rejected)
         reasons.append(err.message)

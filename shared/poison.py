@@ -37,7 +37,7 @@ class Envelope:
     status: int | None = None
     code: str | None = None
     table: str | None = None
-    records: dict[str, Any] | None = None  # {"count", "first", "last", "positions"}
+    records: dict[str, Any] | None = None  # {"count", "first", "last", "positions", "lines"}
     attempts: int = 1
     first_failure: str = field(default_factory=now_iso)
     last_failure: str = field(default_factory=now_iso)
@@ -77,9 +77,10 @@ def _shrink(data: dict[str, Any]) -> str:
             data["samples"] = [_cut(s, limit // 2) for s in data["samples"][:3]]
         data["reason"] = _cut(data["reason"], limit)
         recs = data.get("records")
-        if recs and "positions" in recs and len(recs["positions"]) > limit // 16:
-            recs["positions"] = recs["positions"][: limit // 16]
-            recs["positions_cut"] = True
+        for name in ("positions", "lines"):
+            if recs and name in recs and len(recs[name]) > limit // 16:
+                recs[name] = recs[name][: limit // 16]
+                recs[f"{name}_cut"] = True
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         if len(text.encode()) <= MAX_TEXT_BYTES:
             return text
@@ -99,11 +100,17 @@ def for_body(body: str, error: ConnectorError, *, source: str,
 
 def for_object(ref: ObjectRef, error: ConnectorError, *, stage: str, attempts: int,
                first_failure: str | None = None, table: str | None = None,
-               positions: list[int] | None = None, samples: list[str] | None = None) -> Envelope:
+               positions: list[int] | None = None, samples: list[str] | None = None,
+               lines: list[int] | None = None) -> Envelope:
+    """An object (or some of its records) that will not be delivered. ``positions`` are
+    record indices in the object (what a replay resumes by); ``lines`` are the line or record
+    numbers as the parser counts them (1-based), for the person who opens the file."""
     records = None
     if positions:
         records = {"count": len(positions), "first": min(positions), "last": max(positions),
                    "positions": sorted(positions)[:2000]}
+        if lines:
+            records["lines"] = lines[:2000]
     return Envelope(kind=error.kind, stage=stage, source=ref.source,
                     object=json.loads(ref.to_json()), status=error.status, code=error.code,
                     table=table, reason=error.message, records=records, attempts=attempts,

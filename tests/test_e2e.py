@@ -380,3 +380,17 @@ def test_a_stale_claim_loses_the_race_and_is_deferred(world):
     a, b = conn.checkpoints.load(ref), conn.checkpoints.load(ref)
     assert conn.checkpoints.claim(ref, a, 60) == 0
     assert conn.checkpoints.claim(ref, b, 60) > 0           # same etag: If-Match fails
+
+
+def test_unreadable_lines_are_dead_lettered_with_their_line_numbers_rest_delivered(world):
+    src = world.add_source("lines")
+    key, data, n = guardduty(5)
+    import gzip as gz
+    lines = gz.decompress(data).decode().splitlines()
+    lines.insert(2, "{this is not json")
+    world.put(src, key, gz.compress("\n".join(lines).encode()))
+    host, result = run(world)
+    assert len(world.accepted(GD)) == n and result.failed == 0
+    [item] = host.poison_items()
+    assert item["stage"] == "parse" and item["records"]["count"] == 1
+    assert item["records"]["lines"] == [3] and item["samples"][0].startswith("line 3: {this")
