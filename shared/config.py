@@ -87,6 +87,7 @@ class Settings:
     upload_backoff_base_seconds: float
     upload_backoff_max_seconds: float
     max_dequeue_count: int
+    invocation_budget_seconds: float  # host.json functionTimeout less a margin
 
     def route(self, table: str) -> tuple[str, str]:
         """(Logs Ingestion endpoint, DCR immutable id) that accepts ``table``."""
@@ -166,6 +167,18 @@ def _host_max_dequeue_count() -> int:
         return int(host["extensions"]["queues"]["maxDequeueCount"])
     except (OSError, KeyError, ValueError, TypeError):
         return 5
+
+
+def _invocation_budget() -> float:
+    """functionTimeout (host.json) less a minute for checkpoints, dead letters and health rows:
+    work that would run past it is handed back to the queue, not killed by the host."""
+    try:
+        value = json.loads((ROOT / "host.json").read_text())["functionTimeout"]
+        h, m, sec = (float(x) for x in value.split(":"))
+        total = h * 3600 + m * 60 + sec
+    except (OSError, KeyError, ValueError, TypeError):
+        total = 600.0
+    return max(30.0, total - 60.0)
 
 
 class _Reader:
@@ -378,10 +391,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sqs_visibility_timeout=r.number("SQS_VISIBILITY_TIMEOUT", 300, int, 0, 43200),
         max_batch_bytes=r.number("MAX_BATCH_BYTES", 1_000_000, int, 1024, 1_000_000),
         max_uploads_in_flight=r.number("MAX_UPLOADS_IN_FLIGHT", 4, int, 1, 32),
-        upload_max_attempts=r.number("UPLOAD_MAX_ATTEMPTS", 6, int, 1, 20),
+        upload_max_attempts=r.number("UPLOAD_MAX_ATTEMPTS", 6, int, 1, 10),
         upload_backoff_base_seconds=r.number("UPLOAD_BACKOFF_BASE_SECONDS", 1.0, float, 0, 60),
-        upload_backoff_max_seconds=r.number("UPLOAD_BACKOFF_MAX_SECONDS", 60, float, 0, 600),
+        upload_backoff_max_seconds=r.number("UPLOAD_BACKOFF_MAX_SECONDS", 60, float, 0, 120),
         max_dequeue_count=_host_max_dequeue_count(),
+        invocation_budget_seconds=_invocation_budget(),
     )
     if r.errors:
         raise ConfigError(r.errors)

@@ -151,7 +151,7 @@ class Ingestor:
         self._client.upload(rule_id=self.rule_id, stream_name=stream, logs=io.BytesIO(body))
 
     def _deliver(self, stream: str, batch: Batch, report: DeliveryReport,
-                 lock: threading.Lock, sink: list[Batch]) -> None:
+                 lock: threading.Lock, sink: list[Batch], deadline: float | None) -> None:
         """Deliver one batch: retry, split on 413, or record a dead letter. Raises
         TransientDeliveryError when transient failures outlast the attempts."""
         attempt = 0
@@ -172,7 +172,7 @@ class Ingestor:
                 if status == 413:
                     if len(batch) > 1:
                         for half in batch.split():
-                            self._deliver(stream, half, report, lock, sink)
+                            self._deliver(stream, half, report, lock, sink, deadline)
                         return
                     with lock:
                         report.dead.append(DeadLetter(batch.positions, RecordTooLargeError(
@@ -199,17 +199,25 @@ class Ingestor:
                 raise TransientDeliveryError(
                     f"records {batch.first}-{batch.last} of stream {stream} not accepted after "
                     f"{attempt} attempts; last error: {failure}")
-            self._sleep(self.policy.delay(attempt, retry_after))
+            delay = self.policy.delay(attempt, retry_after)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                raise TransientDeliveryError(
+                    f"records {batch.first}-{batch.last} of stream {stream} not accepted when "
+                    f"the invocation's time budget ran out ({attempt} attempts); last error: "
+                    f"{failure}")
+            self._sleep(delay)
 
     # -- a whole object --------------------------------------------------------------------
     def send(self, stream: str, items: Iterable[Union[Batch, Oversize]],
-             on_accepted: Callable[[Batch], None] | None = None) -> DeliveryReport:
+             on_accepted: Callable[[Batch], None] | None = None, *,
+             deadline: float | None = None) -> DeliveryReport:
         """Deliver every batch of one object with at most ``in_flight`` requests at a time.
 
         ``on_accepted`` is called (from worker threads, serialised) after each accepted batch,
         so progress can be checkpointed while the object is still being sent. On a transient
         failure that outlasts the retries, no new batch is started, the ones in flight finish,
-        and ``report.transient`` is set.
+        and ``report.transient`` is set. ``deadline`` (time.monotonic()) bounds the whole send
+        below the host's functionTimeout: no retry waits past it and no batch starts after it.
         """
         report = DeliveryReport()
         lock = threading.Lock()
@@ -218,7 +226,7 @@ class Ingestor:
         def work(batch: Batch) -> None:
             sink: list[Batch] = []
             try:
-                self._deliver(stream, batch, report, lock, sink)
+                self._deliver(stream, batch, report, lock, sink, deadline)
             finally:
                 if on_accepted is not None and sink:
                     with callback_lock:
@@ -237,6 +245,11 @@ class Ingestor:
                 while len(pending) >= self.in_flight:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     self._collect(done, report)
+                if deadline is not None and report.transient is None and \
+                        time.monotonic() >= deadline:
+                    report.transient = TransientDeliveryError(
+                        f"the invocation's time budget ran out before every batch of stream "
+                        f"{stream} was sent (resumes from the checkpoint)")
                 if report.transient is not None:
                     break
                 pending.add(pool.submit(work, item))

@@ -415,9 +415,9 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         except AzureError as err:  # progress is saved again at the end; only a resume is lost
             log.warning("%s: checkpoint not saved: %s", ref.uri, err)
 
-    result = conn.ingestor(fmt.table).send(stream_of(fmt.table),
-                                batches(rows(), conn.settings.max_batch_bytes),
-                                on_accepted=accepted)
+    result = conn.ingestor(fmt.table).send(
+        stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes),
+        on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
     stats.bytes_in = stream.bytes_read
     stats.requests = result.requests
     stats.records_out = len(progress.done)

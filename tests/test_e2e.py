@@ -394,3 +394,29 @@ def test_unreadable_lines_are_dead_lettered_with_their_line_numbers_rest_deliver
     [item] = host.poison_items()
     assert item["stage"] == "parse" and item["records"]["count"] == 1
     assert item["records"]["lines"] == [3] and item["samples"][0].startswith("line 3: {this")
+
+
+def test_an_invocation_hands_work_back_before_the_function_timeout(world):
+    # GIVEN the service keeps failing and the invocation's budget (functionTimeout less a
+    # margin; shortened here) is smaller than all the retries would take
+    from dataclasses import replace
+
+    from shared import pipeline
+    from shared.ingestion import CircuitBreaker
+
+    src = world.add_source("budget")
+    key, data, n = guardduty(3)
+    world.put(src, key, data)
+    world.configure(UPLOAD_MAX_ATTEMPTS="10", UPLOAD_BACKOFF_BASE_SECONDS="0.5",
+                    UPLOAD_BACKOFF_MAX_SECONDS="2")
+    conn = pipeline.connector()
+    conn.settings = replace(conn.settings, invocation_budget_seconds=1.0)
+    conn.breaker = CircuitBreaker(threshold=100)
+    world.stack.ingestion.inject(503, stream=GD, count=50)
+    host = world.host()
+    host.run_timer()
+    run = host.drain(max_seconds=4)
+    # THEN each attempt gave the item back within its budget, with the reason; without the
+    # budget one attempt alone would take 10 tries with backoff (well over 4 s)
+    assert run.failed >= 3 and all("time budget" in e for e in run.errors)
+    assert world.accepted(GD) == []
