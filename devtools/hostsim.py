@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,40 +63,52 @@ class HostSim:
 
         function_app.poll_notifications(TimerRequest(past_due=False))
 
-    def drain(self, *, max_seconds: float = 120) -> HostRun:
-        """Deliver work-queue messages to process_object until the queue is empty."""
+    def drain(self, *, max_seconds: float = 120, concurrency: int = 1) -> HostRun:
+        """Deliver work-queue messages to process_object until the queue is empty.
+
+        ``concurrency`` > 1 runs up to that many invocations at once in this process, as the
+        host does (host.json ``batchSize``), so they share one Connector like real workers.
+        """
+        run = HostRun()
+        lock = threading.Lock()
+        deadline = time.monotonic() + max_seconds
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            while time.monotonic() < deadline:
+                msgs = list(self.work.receive_messages(messages_per_page=16, max_messages=16,
+                                                       visibility_timeout=30))
+                if not msgs:
+                    if self.work.get_queue_properties().approximate_message_count:
+                        time.sleep(0.2)  # some are invisible (retry delay); wait for them
+                        continue
+                    break
+                list(pool.map(lambda m: self._invoke(m, run, lock), msgs))
+        return run
+
+    def _invoke(self, m: Any, run: HostRun, lock: threading.Lock) -> None:
         import function_app
 
-        run = HostRun()
-        deadline = time.monotonic() + max_seconds
-        while time.monotonic() < deadline:
-            msgs = list(self.work.receive_messages(messages_per_page=16, max_messages=16,
-                                                   visibility_timeout=30))
-            if not msgs:
-                if self.work.get_queue_properties().approximate_message_count:
-                    time.sleep(0.2)  # some are invisible (retry delay); wait for them
-                    continue
-                break
-            for m in msgs:
+        qm = QueueMessage(id=m.id, body=m.content, dequeue_count=m.dequeue_count,
+                          pop_receipt=m.pop_receipt)
+        try:
+            function_app.process_object(qm)
+        except Exception as err:  # noqa: BLE001 - the host catches everything
+            with lock:
                 run.invocations += 1
-                qm = QueueMessage(id=m.id, body=m.content, dequeue_count=m.dequeue_count,
-                                       pop_receipt=m.pop_receipt)
-                try:
-                    function_app.process_object(qm)
-                except Exception as err:  # noqa: BLE001 - the host catches everything
-                    run.failed += 1
-                    run.errors.append(f"{type(err).__name__}: {err}")
-                    if m.dequeue_count >= self.max_dequeue:
-                        self.poison.send_message(m.content.decode())
-                        self.work.delete_message(m)
-                        run.moved_to_poison += 1
-                    else:
-                        self.work.update_message(m.id, pop_receipt=m.pop_receipt,
-                                                visibility_timeout=int(self.retry_delay))
-                    continue
-                run.succeeded += 1
+                run.failed += 1
+                run.errors.append(f"{type(err).__name__}: {err}")
+            if m.dequeue_count >= self.max_dequeue:
+                self.poison.send_message(m.content.decode())
                 self.work.delete_message(m)
-        return run
+                with lock:
+                    run.moved_to_poison += 1
+            else:
+                self.work.update_message(m.id, pop_receipt=m.pop_receipt,
+                                         visibility_timeout=int(self.retry_delay))
+            return
+        with lock:
+            run.invocations += 1
+            run.succeeded += 1
+        self.work.delete_message(m)
 
     def poison_items(self) -> list[dict[str, Any]]:
         """Peek (without removing) every poison message as JSON."""

@@ -31,7 +31,7 @@ def row_id(stream: str, row: dict) -> str:
     return row["AwsEventId"] if stream == CT else row["Id"]
 
 
-@pytest.mark.parametrize("seed", [7, 2024])
+@pytest.mark.parametrize("seed", [7, 2024, 3])
 def test_every_record_is_accepted_once_or_dead_lettered_then_replay_completes(world, seed):
     from shared import pipeline
     from shared.__main__ import main as cli
@@ -63,7 +63,7 @@ def test_every_record_is_accepted_once_or_dead_lettered_then_replay_completes(wo
 
     host = world.host()
     host.run_timer()
-    host.drain(max_seconds=240)
+    host.drain(max_seconds=240, concurrency=8)  # as host.json's batchSize
 
     # ---- accounting after the faults --------------------------------------------------------
     accepted = Counter(row_id(s, r) for s in (CT, GD) for r in world.accepted(s))
@@ -90,7 +90,7 @@ def test_every_record_is_accepted_once_or_dead_lettered_then_replay_completes(wo
     # ---- the outage is over: replay ---------------------------------------------------------
     ing.reset()
     assert cli(["replay"]) == 0
-    host.drain(max_seconds=120)
+    host.drain(max_seconds=120, concurrency=8)
     final = Counter(row_id(s, r) for s in (CT, GD) for r in world.accepted(s)) + accepted
     every = [i for ids in objects.values() for i in ids]
     assert sorted(final) == sorted(every), "after replay every record is in Sentinel"
