@@ -23,7 +23,6 @@ class ObjectStream:
         self._body = body
         self.ref = ref
         self.bytes_read = 0
-        self.content_length = None
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -70,5 +69,4 @@ def open_object(call: Callable[[Callable[[Any], Any]], Any], ref: ObjectRef) -> 
     except BotoCoreError as err:
         raise TransientError(f"{ref.uri}: cannot reach S3 ({err})") from err
     stream = ObjectStream(resp["Body"], ref)
-    stream.content_length = resp.get("ContentLength")
     return stream

@@ -85,7 +85,6 @@ class TextSource:
         if self.head.startswith("\ufeff"):
             self.head = self.head[1:]
         self._pending: str | None = self.head
-        self.bytes_read = 0
 
     def raw_bytes(self, *, limit: int = 512 * 1024 * 1024) -> bytes:
         """The whole (decompressed) object as bytes, for binary formats such as Parquet that
