@@ -144,15 +144,15 @@ SETTINGS_DOC: tuple[SettingDoc, ...] = (
                "How long one poller run may drain SQS before it stops."),
     SettingDoc("SQS_WAIT_SECONDS", "no", "20", "SQS long-poll wait (0-20)."),
     SettingDoc("SQS_VISIBILITY_TIMEOUT", "no", "300",
-               "Seconds a received notification stays hidden while it is forwarded."),
+               "Seconds a received notification stays hidden while it is forwarded (30-43200)."),
     SettingDoc("MAX_BATCH_BYTES", "no", "1000000",
                "Largest uncompressed JSON body of one upload (<= 1000000)."),
     SettingDoc("MAX_UPLOADS_IN_FLIGHT", "no", "4", "Concurrent uploads per object."),
     SettingDoc("UPLOAD_MAX_ATTEMPTS", "no", "6",
-               "Attempts per batch on transient errors before the work item is retried."),
+               "Attempts per batch on transient errors before the work item is retried (1-10)."),
     SettingDoc("UPLOAD_BACKOFF_BASE_SECONDS", "no", "1.0",
                "First retry delay (doubles, jittered)."),
-    SettingDoc("UPLOAD_BACKOFF_MAX_SECONDS", "no", "60", "Largest retry delay."),
+    SettingDoc("UPLOAD_BACKOFF_MAX_SECONDS", "no", "60", "Largest retry delay (<= 120)."),
 )
 
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
