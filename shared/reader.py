@@ -132,113 +132,90 @@ class TextSource:
         Text that is not JSON is yielded as ``JsonGarbage`` (with its position) and skipped to
         the next line, so one bad line does not lose the rest of the object.
         """
-        decoder = json.JSONDecoder()
-        buf = ""
-        pos = 0
+        cur = _JsonCursor(self._text_chunks())
         index = 0
-        chunks = self._text_chunks()
-        exhausted = False
-        while True:
-            # skip whitespace
-            while True:
-                while pos < len(buf) and buf[pos] in " \t\r\n\x00":
-                    pos += 1
-                if pos < len(buf) or exhausted:
-                    break
-                buf, pos = buf[pos:], 0
-                nxt = next(chunks, None)
-                if nxt is None:
-                    exhausted = True
-                else:
-                    buf += nxt
-            if pos >= len(buf):
-                return
-            try:
-                value, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as err:
-                if (_more_may_fix(err, buf) and not exhausted
-                        and len(buf) - pos < _MAX_VALUE_CHARS):
-                    nxt = next(chunks, None)
-                    if nxt is None:
-                        exhausted = True
-                    else:
-                        buf = buf[pos:] + nxt
-                        pos = 0
-                    continue
-                newline = buf.find("\n", pos)
-                stop = len(buf) if newline < 0 else newline + 1
-                index += 1
-                yield JsonGarbage(index, f"not valid JSON: {err.msg}", buf[pos:stop])
-                pos = stop
-                continue
-            if end == len(buf) and not exhausted and isinstance(value, (int, float)):
-                # a number at the end of the buffer may continue in the next chunk
-                nxt = next(chunks, None)
-                if nxt is None:
-                    exhausted = True
-                else:
-                    buf = buf[pos:] + nxt
-                    pos = 0
-                    continue
+        while cur.skip(" \t\r\n\x00"):
+            value, err = cur.decode()
             index += 1
-            yield value
-            pos = end
-            if pos > 1 << 20:
-                buf, pos = buf[pos:], 0
+            if err is None:
+                yield value
+                continue
+            newline = cur.buf.find("\n", cur.pos)
+            stop = len(cur.buf) if newline < 0 else newline + 1
+            yield JsonGarbage(index, f"not valid JSON: {err.msg}", cur.buf[cur.pos:stop])
+            cur.pos = stop
 
     def json_array_items(self, key: str) -> Iterator[Any]:
         """Items of ``{"<key>": [ ... ]}`` one at a time (CloudTrail's Records).
 
         Raises ``ValueError`` if the text is not an object whose ``key`` holds an array.
         """
-        decoder = json.JSONDecoder()
-        chunks = self._text_chunks()
+        cur = _JsonCursor(self._text_chunks())
         opening = re.compile('"' + re.escape(key) + r'"\s*:\s*(\S)')
-        buf = ""
-        while True:
-            m = opening.search(buf)
-            if m:
-                if m.group(1) != "[":
-                    raise ValueError(f"'{key}' is not an array")
-                buf, pos = buf[m.end():], 0
-                break
-            nxt = next(chunks, None)
-            if nxt is None:
+        while not (m := opening.search(cur.buf)):
+            if not cur.more():
                 raise ValueError(f"no '{key}' array in the object")
-            buf += nxt
-        exhausted = False
-        while True:
-            while True:
-                while pos < len(buf) and buf[pos] in " \t\r\n,":
-                    pos += 1
-                if pos < len(buf) or exhausted:
-                    break
-                buf, pos = "", 0
-                nxt = next(chunks, None)
-                if nxt is None:
-                    exhausted = True
-                else:
-                    buf = nxt
-            if pos >= len(buf):
-                raise ValueError(f"'{key}' array is not closed (truncated object?)")
-            if buf[pos] == "]":
+        if m.group(1) != "[":
+            raise ValueError(f"'{key}' is not an array")
+        cur.pos = m.end()
+        while cur.skip(" \t\r\n,"):
+            if cur.buf[cur.pos] == "]":
                 return
-            try:
-                value, end = decoder.raw_decode(buf, pos)
-            except json.JSONDecodeError as err:
-                if (_more_may_fix(err, buf) and not exhausted
-                        and len(buf) - pos < _MAX_VALUE_CHARS):
-                    nxt = next(chunks, None)
-                    if nxt is None:
-                        exhausted = True
-                    else:
-                        buf, pos = buf[pos:] + nxt, 0
-                    continue
+            value, err = cur.decode()
+            if err is not None:
                 raise ValueError(f"invalid JSON in '{key}': {err.msg}") from err
             yield value
-            pos = end
-            if pos > 1 << 20:
-                buf, pos = buf[pos:], 0
+        raise ValueError(f"'{key}' array is not closed (truncated object?)")
+
+
+class _JsonCursor:
+    """A window over a stream of text for incremental JSON decoding: it holds only the text
+    not yet decoded (plus at most 1 MB already decoded) and reads more when a value is cut."""
+
+    def __init__(self, chunks: Iterator[str]):
+        self._chunks = chunks
+        self._decoder = json.JSONDecoder()
+        self.buf = ""
+        self.pos = 0
+        self.exhausted = False
+
+    def more(self) -> bool:
+        """Append the next chunk, dropping what was consumed; False at the end of the text."""
+        nxt = next(self._chunks, None)
+        if nxt is None:
+            self.exhausted = True
+            return False
+        self.buf, self.pos = self.buf[self.pos:] + nxt, 0
+        return True
+
+    def skip(self, chars: str) -> bool:
+        """Move past ``chars``; True when another character follows, False at the end."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in chars:
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return True
+            if self.exhausted or not self.more():
+                return False
+
+    def decode(self) -> tuple[Any, json.JSONDecodeError | None]:
+        """The next value as ``(value, None)``, or ``(None, error)`` when more text cannot
+        fix the error (``pos`` is then left at the bad value)."""
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as err:
+                if (_more_may_fix(err, self.buf) and not self.exhausted
+                        and len(self.buf) - self.pos < _MAX_VALUE_CHARS and self.more()):
+                    continue
+                return None, err
+            if (end == len(self.buf) and isinstance(value, (int, float))
+                    and not self.exhausted and self.more()):
+                continue  # a number at the end of the buffer may go on in the next chunk
+            self.pos = end
+            if self.pos > 1 << 20:
+                self.buf, self.pos = self.buf[self.pos:], 0
+            return value, None
 
 
 def _more_may_fix(err: json.JSONDecodeError, buf: str) -> bool:

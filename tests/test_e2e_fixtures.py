@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
 from conftest import FIXTURES
 
 HEALTH = "Custom-AWSS3ConnectorHealth"
