@@ -420,3 +420,21 @@ def test_an_invocation_hands_work_back_before_the_function_timeout(world):
     # budget one attempt alone would take 10 tries with backoff (well over 4 s)
     assert run.failed >= 3 and all("time budget" in e for e in run.errors)
     assert world.accepted(GD) == []
+
+
+def test_a_message_sqs_refuses_to_delete_is_counted_and_left_for_dedup(world, caplog):
+    from shared import pipeline
+    from shared.health import PollStats
+
+    src = world.add_source("delfail")
+    world.send_raw(src, json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}))
+    world.configure()
+    conn = pipeline.connector()
+    source = conn.settings.source("delfail")
+    [good] = world.sqs.receive_message(QueueUrl=src["queueUrl"]).get("Messages")
+    stats = PollStats("delfail")
+    pipeline.delete_messages(conn, source, [good, {"ReceiptHandle": "expired"}], stats)
+    # THEN the one SQS accepted is counted, the refused one is reported (it will come back
+    # after its visibility timeout and its objects are deduplicated), nothing raises
+    assert stats.messages_deleted == 1
+    assert "ReceiptHandleIsInvalid" in caplog.text
