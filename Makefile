@@ -20,8 +20,10 @@ node_modules/.installed: package.json
 
 install: $(VENV)/.installed node_modules/.installed
 
-# The suite starts and stops its own services (moto, Azurite, the HTTPS emulators).
+# Lint, then the whole suite; it starts and stops its own services (moto, Azurite, the HTTPS
+# emulators) and runs the offline infrastructure checks (tests/test_infra.py).
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 demo: install
