@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, Rejected, Skipped, iso_from_text
+from .base import Format, Item, ObjectContext, Rejected, Skipped, iso_from_text, when
 
 KEY = re.compile(r"(^|/)\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$"
                  r"|/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/")
@@ -54,6 +54,7 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
     created = attrs.get("creationDate")
     row: dict[str, Any] = {
         "TimeGenerated": iso_from_text(ev["eventTime"]),
+        "OperationName": "CloudTrail",  # the table documents it as this constant
         "EventVersion": ev.get("eventVersion"),
         "UserIdentityType": ui.get("type"),
         "UserIdentityPrincipalid": ui.get("principalId"),
@@ -63,7 +64,7 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         "UserIdentityUserName": ui.get("userName"),
         "UserIdentityInvokedBy": ui.get("invokedBy"),
         "SessionMfaAuthenticated": _bool(attrs.get("mfaAuthenticated")),
-        "SessionCreationDate": iso_from_text(created) if created else None,
+        "SessionCreationDate": when(created),
         "SessionIssuerType": issuer.get("type"),
         "SessionIssuerPrincipalId": issuer.get("principalId"),
         "SessionIssuerArn": issuer.get("arn"),
@@ -95,9 +96,8 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         "CipherSuite": tls.get("cipherSuite"),
         "ClientProvidedHostHeader": tls.get("clientProvidedHostHeader"),
     }
-    # EC2 role delivery is in additionalEventData
-    if isinstance(add, dict) and "ec2RoleDelivery" in add:
-        row["EC2RoleDelivery"] = _text(add.get("ec2RoleDelivery"))
+    # IMDS version of instance-profile credentials: userIdentity.sessionContext.ec2RoleDelivery
+    row["EC2RoleDelivery"] = _text(ctx.get("ec2RoleDelivery"))
     # Insights events name the API they are about in insightDetails; the table has no insight
     # columns, so the details go where additional data goes rather than being lost
     insight = ev.get("insightDetails")
