@@ -4,8 +4,9 @@ All three are space-separated lines with ``"quoted"`` fields and ``-`` for "no v
 appends new fields at the end over time, so a line may carry more fields than listed here
 (ignored) or fewer (the missing columns stay empty). Microsoft's ELB connector sends these to
 the built-in streams without a published transform, so the columns follow the table
-documentation; ``TimeGenerated`` is each line's ``time`` field (ALB: when the response was
-sent; the request time is kept in ``RequestCreationTime``; NLB: end of the TLS connection).
+documentation; ``TimeGenerated`` is the event's own time (ALB: ``request_creation_time``, when
+the load balancer received the request, as the table reference defines it, else ``time``;
+NLB: the line's ``time``, end of the TLS connection).
 
 * ALB: ``..._elasticloadbalancing_<region>_app.<name>.<id>_<YYYYMMDDTHHmmZ>_<ip>_<rand>.log.gz``
 * NLB (TLS listeners only): ``..._net.<name>.<id>_<time>_<rand>.log.gz``
@@ -97,7 +98,9 @@ def alb_row(f: list[str]) -> dict[str, Any]:
     client_ip, client_port = _ip_port(g[3])
     target_ip, target_port = _ip_port(g[4])
     return compact({
-        "TimeGenerated": _utc(g[1]),
+        # the table: "the time when the load balancer received the request", which AWS logs
+        # as request_creation_time; `time` (response sent) when that field is absent
+        "TimeGenerated": _utc(g[21]) or _utc(g[1]),
         "ALBType": dash(g[0]),
         "Alb": dash(g[2]),
         "ClientIp": client_ip,
