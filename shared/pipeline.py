@@ -1,8 +1,9 @@
 """The one place where the stages meet. Reads like DESIGN.md's flow diagram:
 
     poll_notifications:  SQS -> notifications.parse_body -> allow-list -> work queue -> delete
-    process_object:      work item -> checkpoint -> S3 stream -> decompress -> detect format
-                         -> parse/map -> batch -> upload -> checkpoint -> health row
+    process_object:      work item -> checkpoint (dedup, lease; circuit breaker) -> S3 stream
+                         -> decompress -> detect format -> parse/map -> batch -> upload
+                         (within the invocation's time budget) -> checkpoint -> health row
     check_health:        every component, one JSON answer
 
 Every failure ends in exactly one of: retried (TransientError is raised on), split and retried
