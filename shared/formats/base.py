@@ -312,3 +312,22 @@ def garbage(position: int, value: JsonGarbage, what: str) -> Rejected:
 
 def json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def field_lines(text: TextSource, fmt: str, minimum: int,
+                mapper: Callable[[list[str]], dict[str, Any]]) -> Iterator[Item]:
+    """Space-separated access-log lines (ELB, S3): each line split by ``split_fields`` and
+    mapped; a line with fewer than ``minimum`` fields or no valid time is rejected alone."""
+    for n, line in enumerate(text.lines(), start=1):
+        if not line.strip():
+            continue
+        fields = split_fields(line)
+        if len(fields) < minimum:
+            yield Rejected(n, f"{fmt} line has {len(fields)} fields, expected at least "
+                              f"{minimum}", line)
+            continue
+        row = mapper(fields)
+        if "TimeGenerated" not in row:
+            yield Rejected(n, f"{fmt} line has no valid time", line)
+            continue
+        yield row

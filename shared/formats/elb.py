@@ -25,9 +25,9 @@ from .base import (
     Format,
     Item,
     ObjectContext,
-    Rejected,
     compact,
     dash,
+    field_lines,
     int32,
     int64,
     real,
@@ -67,23 +67,6 @@ def _utc(value: str | None) -> str | None:
     if value is None or not _TIME.match(value):
         return None
     return when(value if value.endswith("Z") else value + "Z")
-
-
-def _lines(text: TextSource, fmt: str, minimum: int,
-           mapper: Any) -> Iterator[Item]:
-    for n, line in enumerate(text.lines(), start=1):
-        if not line.strip():
-            continue
-        fields = split_fields(line)
-        if len(fields) < minimum:
-            yield Rejected(n, f"{fmt} line has {len(fields)} fields, expected at least "
-                              f"{minimum}", line)
-            continue
-        row = mapper(fields)
-        if "TimeGenerated" not in row:
-            yield Rejected(n, f"{fmt} line has no valid time", line)
-            continue
-        yield row
 
 
 # ---- ALB -----------------------------------------------------------------------------------
@@ -141,7 +124,7 @@ def alb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not alb_sniff(text.head):
         raise FormatError("ALB access log lines must start with the request type "
                           "(http/https/h2/grpcs/ws/wss) and an ISO time")
-    yield from _lines(text, "ALB access log", 12, alb_row)
+    yield from field_lines(text, "ALB access log", 12, alb_row)
 
 
 # ---- NLB -----------------------------------------------------------------------------------
@@ -185,7 +168,7 @@ def nlb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         return  # an empty object holds no records
     if not nlb_sniff(text.head):
         raise FormatError("NLB access log lines must start with 'tls <version> <time>'")
-    yield from _lines(text, "NLB access log", 11, nlb_row)
+    yield from field_lines(text, "NLB access log", 11, nlb_row)
 
 
 # ---- Classic ELB ---------------------------------------------------------------------------
@@ -241,7 +224,7 @@ def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not classic_sniff(text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
-    yield from _lines(text, "classic ELB access log", 13, lambda f: classic_row(f, ctx))
+    yield from field_lines(text, "classic ELB access log", 13, lambda f: classic_row(f, ctx))
 
 
 ALB = Format(name="alb", table="AWSALBAccessLogs", parse=alb_parse, sniff=alb_sniff,

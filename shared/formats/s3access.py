@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, Rejected, compact, dash, int32, iso, split_fields
+from .base import Format, Item, ObjectContext, compact, dash, field_lines, int32, iso
 
 KEY = re.compile(r"(^|/)\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9A-Z]{16}$")
 _LINE = re.compile(r"^\S+ \S+ \[\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ")
@@ -66,19 +66,7 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not sniff(text.head):
         raise FormatError("S3 server access log lines must start with "
                           "'<owner> <bucket> [dd/Mon/yyyy:HH:MM:SS +0000] '")
-    for n, line in enumerate(text.lines(), start=1):
-        if not line.strip():
-            continue
-        fields = split_fields(line)
-        if len(fields) < MIN_FIELDS:
-            yield Rejected(n, f"S3 access log line has {len(fields)} fields, expected at "
-                              f"least {MIN_FIELDS}", line)
-            continue
-        row = map_fields(fields)
-        if "TimeGenerated" not in row:
-            yield Rejected(n, "S3 access log line has no valid [time]", line)
-            continue
-        yield row
+    yield from field_lines(text, "S3 access log", MIN_FIELDS, map_fields)
 
 
 S3_ACCESS = Format(name="s3-access", table="AWSS3ServerAccess", parse=parse, sniff=sniff,
