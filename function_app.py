@@ -18,9 +18,9 @@ log = logging.getLogger("function_app")
 def poll_notifications(timer: func.TimerRequest) -> None:
     """SQS notifications -> one work item per S3 object (singleton, every minute)."""
     for s in pipeline.poll_notifications(pipeline.connector()):
-        log.info("source %s: received %d, enqueued %d, skipped %d, poisoned %d, backlog %s",
+        log.info("source %s: received %d, enqueued %d, skipped %d %s, poisoned %d, backlog %s",
                  s.source, s.messages_received, s.objects_enqueued, s.objects_skipped,
-                 s.messages_poisoned, s.sqs_backlog)
+                 s.skipped_reasons, s.messages_poisoned, s.sqs_backlog)
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
@@ -28,8 +28,9 @@ def process_object(msg: func.QueueMessage) -> None:
     """One S3 object -> its table, through the Logs Ingestion API. Raises to be retried."""
     stats = pipeline.process_object(pipeline.connector(), msg.get_body(),
                                     dequeue_count=msg.dequeue_count or 1)
-    log.info("%s/%s: %s, %d in, %d out, %d dropped", stats.bucket, stats.key, stats.outcome,
-             stats.records_in, stats.records_out, stats.records_dropped)
+    log.info("%s/%s: %s, %d in, %d out, %d dropped, %d skipped", stats.bucket, stats.key,
+             stats.outcome, stats.records_in, stats.records_out, stats.records_dropped,
+             stats.records_skipped)
 
 
 @app.route(route="health", methods=["GET"])

@@ -39,9 +39,7 @@ class ObjectStats:
     records_dropped: int = 0
     records_skipped: int = 0
     bytes_in: int = 0
-    bytes_out: int = 0
     batches: int = 0
-    requests: int = 0
     event_time_min: str | None = None
     event_time_max: str | None = None
     latency_seconds: float | None = None

@@ -70,10 +70,6 @@ class DeliveryReport:
     def records_out(self) -> int:
         return sum(len(a.batch) for a in self.accepted)
 
-    @property
-    def bytes_out(self) -> int:
-        return sum(a.batch.size for a in self.accepted)
-
 
 @dataclass(frozen=True)
 class RetryPolicy:

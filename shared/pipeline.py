@@ -419,9 +419,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes),
         on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
     stats.bytes_in = stream.bytes_read
-    stats.requests = result.requests
     stats.records_out = len(progress.done)
-    stats.bytes_out = result.bytes_out
     reasons: list[str] = []
     if rejected:
         stats.records_dropped += len(rejected)
