@@ -18,10 +18,6 @@ from shared import formats
 from shared.errors import FormatError
 from shared.schemas import all_schemas, violations
 
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(),
-    reason=f"shared fixtures folder {FIXTURES} is absent (it sits beside the repository)")
-
 BY_ID = {c.id: c for c in CASES}
 
 

@@ -1,5 +1,5 @@
 """Fidelity review of the format mappers: each test pins one defect found against the AWS log
-documentation and the Sentinel table reference (/work/shared/reference)."""
+documentation and the Sentinel table reference (copied into tests/reference)."""
 from __future__ import annotations
 
 from typing import Any

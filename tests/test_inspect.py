@@ -6,12 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from golden.support import CASES, FIXTURES
+from golden.support import CASES
 
 from shared.cli_inspect import inspect_file, main
-
-pytestmark = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared fixtures folder {FIXTURES} is absent")
 
 VPC = next(c for c in CASES if c.id.endswith("docv2default.log"))
 ALB = next(c for c in CASES if c.fmt == "alb")

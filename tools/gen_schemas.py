@@ -1,4 +1,4 @@
-"""Regenerate shared/schemas/<Table>.json from ../shared/reference/schemas (one-off tool).
+"""Regenerate shared/schemas/<Table>.json from tests/reference/schemas (one-off tool).
 
 The files it writes are the single source of truth for every stream's columns: the Python
 mappers, the Logs Ingestion emulator, the Bicep DCR (loadJsonContent) and the KQL checks all
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference" / "schemas"
+REFERENCE = ROOT / "tests" / "reference" / "schemas"
 OUT = ROOT / "shared" / "schemas"
 
 # Columns the service fills itself; a DCR stream must not declare them.

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CSV = (HERE.parents[2] / "shared" / "reference" / "expected"
+CSV = (HERE.parent / "reference" / "expected"
        / "AWSGuardDuty__AWS_GuardDuty_AlertEvent_IngestedLogs.csv")
 OUT = HERE / "fixtures" / "guardduty_findings_from_expected.jsonl"
 FRACTIONS = {"finding-002": 0.9, "finding-004": 0.3}

@@ -1,6 +1,6 @@
 """Fixture catalogue and helpers for the format tests; also regenerates the golden rows.
 
-Every log fixture (the shared ones under ``../shared/fixtures`` and the ones built here under
+Every log fixture (the AWS samples under ``tests/fixtures`` and the ones built here under
 ``fixtures/``) is listed once with the S3 key AWS would give it and what parsing it must give.
 ``python tests/golden/support.py --regen`` rewrites ``tests/golden/*.rows.json`` from the
 current mappers: review the diff by hand before committing it; the tests compare against it.
@@ -16,7 +16,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-FIXTURES = HERE.parents[2] / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"  # AWS samples copied into the repo (SOURCES.md there)
 LOCAL = HERE / "fixtures"
 EVENT_TIME = "2024-01-01T00:00:00Z"  # S3 event time handed to parsers in tests
 
