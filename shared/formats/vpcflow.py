@@ -147,6 +147,56 @@ def _time(row: dict[str, Any], fallback: str | None) -> str | None:
     return row.get("Start") or row.get("End") or fallback
 
 
+# ---- text records: one compiled field table per header (the hot loop) ------------------------
+
+_EPOCH_CACHE: dict[str, str | None] = {}  # epoch text -> ISO; flow logs repeat a few values
+_EPOCH_CACHE_MAX = 65536
+
+
+def _int32_text(value: str) -> int | None:
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if -2147483648 <= number <= 2147483647 else None
+
+
+def _int64_text(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _epoch_text(value: str) -> str | None:
+    try:
+        return _EPOCH_CACHE[value]
+    except KeyError:
+        pass
+    number = _int64_text(value)
+    stamp = when_epoch(number) if number is not None else None
+    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
+        _EPOCH_CACHE.clear()
+    _EPOCH_CACHE[value] = stamp
+    return stamp
+
+
+_TEXT_CONVERTERS = {_STR: None, "int": _int32_text, "long": _int64_text, "epoch": _epoch_text}
+
+
+def field_table(names: list[str]) -> tuple[tuple[int, str, Any], ...]:
+    """(index in the line, column, converter or None for text) for the mapped fields of a
+    header, in the order ``map_record(dict(zip(names, parts)))`` gives them (a name given twice
+    keeps its first place and its last value, as the dict did)."""
+    last = {name: i for i, name in enumerate(names)}
+    table = []
+    for name in dict.fromkeys(names):
+        spec = FIELDS.get(name)
+        if spec is not None:
+            table.append((last[name], spec[0], _TEXT_CONVERTERS[spec[1]]))
+    return tuple(table)
+
+
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
@@ -155,30 +205,48 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "(Format.parse_bytes); install pyarrow to read Parquet")
     fallback = key_time(ctx.key) or ctx.event_time
     names: list[str] | None = None
+    table: tuple[tuple[int, str, Any], ...] = ()
+    width = 0
+    n = 0
     for n, line in enumerate(text.lines(), start=1):
         if names is None:
             names = _header(line)
-            if names is not None:
-                continue
-            if _default_record(line):
-                names = DEFAULT_V2  # no header line: the documented default format
+            if names is None:
+                if _default_record(line):
+                    names = DEFAULT_V2  # no header line: the documented default format
+                else:
+                    raise FormatError("VPC flow log must start with a header line of field "
+                                      f"names (version account-id ...); line 1 is {line[:120]!r}")
+                table, width = field_table(names), len(names)
             else:
-                raise FormatError("VPC flow log must start with a header line of field names "
-                                  f"(version account-id ...); line 1 is {line[:120]!r}")
-        if not line.strip():
-            continue
+                table, width = field_table(names), len(names)
+                continue
         parts = line.split()
-        if len(parts) != len(names):
+        if len(parts) != width:
+            if not parts:
+                continue
             yield Rejected(n, f"VPC flow record has {len(parts)} fields, the header names "
-                              f"{len(names)}", line)
+                              f"{width}", line)
             continue
-        row = map_record(dict(zip(names, parts)))
-        stamp = _time(row, fallback)
+        # the same columns as map_record(dict(zip(names, parts))): '-' and junk are dropped
+        row: dict[str, Any] = {"TimeGenerated": None}
+        for i, column, convert in table:
+            value = parts[i]
+            if value == "-":
+                continue
+            if convert is None:
+                row[column] = value
+            else:
+                value = convert(value)
+                if value is not None:
+                    row[column] = value
+        stamp = row.get("Start") or row.get("End") or fallback
         if stamp is None:
             yield Rejected(n, "VPC flow record has no start/end time and the object no "
                               "timestamp", line)
             continue
-        yield {"TimeGenerated": stamp, **row}
+        row["TimeGenerated"] = stamp
+        yield row
     if names is None:
         raise FormatError("VPC flow log object is empty (not even a header line)")
 
