@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Union
 
+import orjson
+
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
 
@@ -95,8 +97,19 @@ def iso_from_epoch_ms(ms: float | int | str) -> str:
     return iso(datetime.fromtimestamp(float(ms) / 1000.0, tz=UTC))
 
 
+# Text that is already what iso_from_text gives (UTC, "Z", whole seconds or 6 digits of a
+# nonzero fraction): it is kept as is once datetime accepts it, without the round trip
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?Z", re.ASCII)
+
+
 def iso_from_text(value: str) -> str:
     """Normalise an ISO-8601 timestamp (Z or offset) to UTC ISO; raises ValueError."""
+    if _CANONICAL.fullmatch(value):
+        try:
+            datetime.fromisoformat(value)  # a valid date and time (else: the error below)
+            return value
+        except ValueError:
+            pass
     dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     return iso(dt)
 
@@ -199,7 +212,7 @@ def kql_string(value: Any) -> str | None:
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return repr(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(value)
 
 
 def kql_bool(value: Any) -> bool | None:
@@ -310,8 +323,31 @@ def garbage(position: int, value: JsonGarbage, what: str) -> Rejected:
     return Rejected(position, f"{what}: {value.reason}", value.raw)
 
 
+# json.dumps(value, separators=(",", ":"), ensure_ascii=False[, default=str]) without building
+# a JSONEncoder on every call
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+# orjson writes what json writes (strings, ints, keys, nesting) except: NaN/Infinity (null
+# instead), floats that json writes with an exponent (orjson: 0.00001, 1.5e-7, 1e16 alike:
+# every such float starts right after a delimiter and has an "e" or is 0.0000...), and what it
+# refuses (integers over 64 bits, non-string keys, lone surrogates: TypeError)
+_MAYBE_OTHER_FLOAT = re.compile(rb"[:,\[]-?(?:0\.0000|\d+(?:\.\d+)?[eE])")
+
+
+def compact_json(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, the same text, by
+    orjson where it writes the same text (a few times faster), else by json."""
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        return _compact_json(value)
+    if b"null" in out or _MAYBE_OTHER_FLOAT.search(out):
+        return _compact_json(value)  # a null may have been a NaN; a float may differ
+    return out.decode()
+
+
 def json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _json_text(value)
 
 
 def field_lines(text: TextSource, fmt: str, minimum: int,
