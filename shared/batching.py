@@ -164,17 +164,29 @@ def batches(rows: Iterable[tuple[int, dict[str, Any]]], max_bytes: int, *,
     """
     current = Batch()
     limit = max_bytes - 2
+    dumps, opts = orjson.dumps, _OPTS
+    # the hot loop: Batch.add inlined, orjson called directly (encode() does the rest)
+    out, where, size = current.rows, current.positions, 2
     for position, row in rows:
-        data = _dumps(row)
-        if len(data) > FIELD_LIMIT:
+        try:
+            data = dumps(row, option=opts)
+        except TypeError:
+            data = _dumps(row)
+        n = len(data)
+        if n > FIELD_LIMIT:
             data = encode(row, on_clip)
-        size = len(data)
-        if size > limit:
-            yield Oversize(position, size)
+            n = len(data)
+        if n > limit:
+            yield Oversize(position, n)
             continue
-        if current.rows and current.size + size + 1 > max_bytes:
+        if out and size + n + 1 > max_bytes:
+            current.size = size
             yield current
             current = Batch()
-        current.add(position, data)
-    if current.rows:
+            out, where, size = current.rows, current.positions, 2
+        size += n + 1 if out else n
+        out.append(data)
+        where.append(position)
+    if out:
+        current.size = size
         yield current

@@ -48,7 +48,7 @@ def cloudtrail(n: int, *, region: str = "us-east-1", pad: int = 0) -> tuple[str,
                            "clientProvidedHostHeader": "s3.amazonaws.com"}})
     key = (f"AWSLogs/{ACCOUNT}/CloudTrail/{region}/{now:%Y/%m/%d}/"
            f"{ACCOUNT}_CloudTrail_{region}_{now:%Y%m%dT%H%M}Z_{uuid.uuid4().hex[:16]}.json.gz")
-    return key, gzip.compress(json.dumps({"Records": records}).encode()), n
+    return key, gzip.compress(json.dumps({"Records": records}, separators=(",", ":")).encode()), n
 
 
 def vpcflow(n: int, *, region: str = "us-east-1") -> tuple[str, bytes, int]:
