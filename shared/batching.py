@@ -164,27 +164,30 @@ def batches(rows: Iterable[tuple[int, dict[str, Any]]], max_bytes: int, *,
     """
     current = Batch()
     limit = max_bytes - 2
+    check = min(limit, FIELD_LIMIT)  # a row longer than this needs a second look
     dumps, opts = orjson.dumps, _OPTS
-    # the hot loop: Batch.add inlined, orjson called directly (encode() does the rest)
-    out, where, size = current.rows, current.positions, 2
+    # the hot loop: Batch.add inlined, orjson called directly; size = len("[" + ",".join(out)
+    # + "]") = 1 + sum(len(row) + 1)
+    out, where, size = current.rows, current.positions, 1
     for position, row in rows:
         try:
             data = dumps(row, option=opts)
         except TypeError:
             data = _dumps(row)
-        n = len(data)
-        if n > FIELD_LIMIT:
-            data = encode(row, on_clip)
-            n = len(data)
-        if n > limit:
-            yield Oversize(position, n)
-            continue
-        if out and size + n + 1 > max_bytes:
+        n = len(data) + 1
+        if n > check:
+            if n > FIELD_LIMIT:
+                data = encode(row, on_clip)
+                n = len(data) + 1
+            if n > limit + 1:
+                yield Oversize(position, n - 1)
+                continue
+        if size + n > max_bytes and out:
             current.size = size
             yield current
             current = Batch()
-            out, where, size = current.rows, current.positions, 2
-        size += n + 1 if out else n
+            out, where, size = current.rows, current.positions, 1
+        size += n
         out.append(data)
         where.append(position)
     if out:

@@ -150,6 +150,8 @@ def int32(value: Any) -> int | None:
 
 def int64(value: Any) -> int | None:
     """A value for a ``long`` column (whole numbers only; '-', '' and junk give None)."""
+    if value.__class__ is int:
+        return value
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -200,6 +202,8 @@ def kql_string(value: Any) -> str | None:
     None and the empty string give None (KQL yields "", which an analyst cannot tell apart
     from an absent value; absent keeps the row small).
     """
+    if value.__class__ is str:
+        return value or None
     if value is None:
         return None
     if isinstance(value, str):
@@ -235,25 +239,51 @@ def dash(value: str | None) -> str | None:
     return None if value is None or value in ("-", "") else value
 
 
+# Recent answers of when / when_epoch: the times of one log object repeat (a second holds many
+# records). Bounded; plain dicts are safe to share between the worker's threads.
+_WHEN: dict[Any, str | None] = {}
+_WHEN_EPOCH: dict[Any, str | None] = {}
+_CACHE_MAX = 8192
+
+
 def when(value: Any) -> str | None:
     """An ISO-8601 text or a datetime column value, or None when it is not a valid time."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
     try:
-        return iso_from_text(value)
-    except ValueError:
-        return None
+        return _WHEN[value]
+    except KeyError:
+        pass
+    result = None
+    if value.strip():
+        try:
+            result = iso_from_text(value)
+        except ValueError:
+            pass
+    if len(_WHEN) >= _CACHE_MAX:
+        _WHEN.clear()
+    _WHEN[value] = result
+    return result
 
 
 def when_epoch(value: Any, *, millis: bool = False) -> str | None:
     """Epoch seconds (or milliseconds) as number or text -> ISO, None when not a time."""
     if value is None or isinstance(value, bool):
         return None
+    key = (value, millis)
+    try:
+        return _WHEN_EPOCH[key]
+    except (KeyError, TypeError):  # TypeError: unhashable (a list), not a time either
+        pass
     try:
         number = float(value)
-        return iso_from_epoch_ms(number) if millis else iso_from_epoch(number)
+        result = iso_from_epoch_ms(number) if millis else iso_from_epoch(number)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
+    if len(_WHEN_EPOCH) >= _CACHE_MAX:
+        _WHEN_EPOCH.clear()
+    _WHEN_EPOCH[key] = result
+    return result
 
 
 def compact(row: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import FormatError
@@ -181,20 +181,57 @@ def _epoch_text(value: str) -> str | None:
     return stamp
 
 
-_TEXT_CONVERTERS = {_STR: None, "int": _int32_text, "long": _int64_text, "epoch": _epoch_text}
-
-
-def field_table(names: list[str]) -> tuple[tuple[int, str, Any], ...]:
-    """(index in the line, column, converter or None for text) for the mapped fields of a
-    header, in the order ``map_record(dict(zip(names, parts)))`` gives them (a name given twice
-    keeps its first place and its last value, as the dict did)."""
+def field_table(names: list[str]) -> tuple[tuple[int, str, str], ...]:
+    """(index in the line, column, kind) for the mapped fields of a header, in the order
+    ``map_record(dict(zip(names, parts)))`` gives them (a name given twice keeps its first
+    place and its last value, as the dict did)."""
     last = {name: i for i, name in enumerate(names)}
     table = []
     for name in dict.fromkeys(names):
         spec = FIELDS.get(name)
         if spec is not None:
-            table.append((last[name], spec[0], _TEXT_CONVERTERS[spec[1]]))
+            table.append((last[name], spec[0], spec[1]))
     return tuple(table)
+
+
+_INT = """        try:
+            x = int(v)
+        except ValueError:
+            x = None
+        if x is not None{range}:
+            row[{column!r}] = x
+"""
+_LINE_MAPPERS: dict[tuple[str, ...], Callable[[list[str]], dict[str, Any]]] = {}
+
+
+def line_mapper(names: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+    """The function that maps the split fields of one record line of this header to its row
+    (``TimeGenerated`` first, still None; '-' and junk dropped): the same columns as
+    ``map_record(dict(zip(names, parts)))``, written out field by field once per header (the
+    hot loop of the biggest log type: no per-field lookups, calls or dicts). Only column names
+    from FIELDS and field indexes go into the generated code, never text of the object."""
+    key = tuple(names)
+    mapper = _LINE_MAPPERS.get(key)
+    if mapper is not None:
+        return mapper
+    code = ["def _map(parts):", "    row = {'TimeGenerated': None}"]
+    for i, column, kind in field_table(names):
+        code += [f"    v = parts[{i}]", "    if v != '-':"]
+        if kind == _STR:
+            code.append(f"        row[{column!r}] = v")
+        elif kind == "epoch":
+            code += ["        x = _epoch(v)", "        if x is not None:",
+                     f"            row[{column!r}] = x"]
+        else:
+            bounds = " and -2147483648 <= x <= 2147483647" if kind == "int" else ""
+            code.append(_INT.format(range=bounds, column=column).rstrip("\n"))
+    code.append("    return row")
+    scope: dict[str, Any] = {"_epoch": _epoch_text}
+    exec(compile("\n".join(code), f"<vpcflow line mapper {len(names)} fields>", "exec"), scope)
+    mapper = scope["_map"]
+    if len(_LINE_MAPPERS) < 64:  # headers repeat: a few formats per account
+        _LINE_MAPPERS[key] = mapper
+    return mapper
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -205,7 +242,7 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "(Format.parse_bytes); install pyarrow to read Parquet")
     fallback = key_time(ctx.key) or ctx.event_time
     names: list[str] | None = None
-    table: tuple[tuple[int, str, Any], ...] = ()
+    mapper: Callable[[list[str]], dict[str, Any]] = dict
     width = 0
     n = 0
     for n, line in enumerate(text.lines(), start=1):
@@ -217,9 +254,9 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                 else:
                     raise FormatError("VPC flow log must start with a header line of field "
                                       f"names (version account-id ...); line 1 is {line[:120]!r}")
-                table, width = field_table(names), len(names)
+                mapper, width = line_mapper(names), len(names)
             else:
-                table, width = field_table(names), len(names)
+                mapper, width = line_mapper(names), len(names)
                 continue
         parts = line.split()
         if len(parts) != width:
@@ -228,18 +265,7 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
             yield Rejected(n, f"VPC flow record has {len(parts)} fields, the header names "
                               f"{width}", line)
             continue
-        # the same columns as map_record(dict(zip(names, parts))): '-' and junk are dropped
-        row: dict[str, Any] = {"TimeGenerated": None}
-        for i, column, convert in table:
-            value = parts[i]
-            if value == "-":
-                continue
-            if convert is None:
-                row[column] = value
-            else:
-                value = convert(value)
-                if value is not None:
-                    row[column] = value
+        row = mapper(parts)
         stamp = row.get("Start") or row.get("End") or fallback
         if stamp is None:
             yield Rejected(n, "VPC flow record has no start/end time and the object no "
