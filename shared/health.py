@@ -38,6 +38,7 @@ class ObjectStats:
     records_out: int = 0
     records_dropped: int = 0
     records_skipped: int = 0
+    fields_clipped: int = 0  # field values cut to the service's 64 KB (batching.FIELD_LIMIT)
     bytes_in: int = 0
     batches: int = 0
     event_time_min: str | None = None
@@ -47,6 +48,10 @@ class ObjectStats:
     duration_ms: float = 0.0
     outcome: str = ""
     error: str | None = None
+
+    def clipped(self, fields: int) -> None:
+        """``batching.batches(on_clip=...)``: ``fields`` values of one row were clipped."""
+        self.fields_clipped += fields
 
     def see_time(self, value: str | None) -> None:
         if not value:
@@ -74,6 +79,7 @@ class ObjectStats:
             "S3Bucket": self.bucket, "S3Key": self.key, "Format": self.format,
             "TargetTable": self.table, "RecordsIn": self.records_in,
             "RecordsOut": self.records_out, "RecordsDropped": self.records_dropped,
+            "FieldsClipped": self.fields_clipped,
             "Bytes": self.bytes_in, "Batches": self.batches,
             "LatencySeconds": self.latency_seconds, "DurationMs": self.duration_ms,
             "EventTimeMin": self.event_time_min, "EventTimeMax": self.event_time_max,

@@ -416,7 +416,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             log.warning("%s: checkpoint not saved: %s", ref.uri, err)
 
     result = conn.ingestor(fmt.table).send(
-        stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes),
+        stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
         on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
     stats.bytes_in = stream.bytes_read
     stats.records_out = len(progress.done)
