@@ -319,17 +319,24 @@ def split_fields(line: str) -> list[str]:
     that merely contains quotes (NLB's ``"h2","http/1.1"``) is kept as written; brackets are
     removed.
     """
+    if '"' not in line and "[" not in line:
+        return line.split()  # what the tokenizer gives when nothing is quoted or bracketed
     out = []
+    append = out.append
     for token in _TOKEN.findall(line):
         first = token[0]
         if first == "[" and token[-1] == "]" and len(token) > 1:
-            out.append(token[1:-1])
+            append(token[1:-1])
         elif first == '"':
+            inner = token[1:-1]
+            if len(token) > 1 and token[-1] == '"' and '"' not in inner and "\\" not in inner:
+                append(inner)  # what _QUOTED.fullmatch gives for a plain quoted string
+                continue
             q = _QUOTED.fullmatch(token)
-            out.append((q.group(1).replace('\\"', '"') if "\\" in token else q.group(1))
-                       if q else token)
+            append((q.group(1).replace('\\"', '"') if "\\" in token else q.group(1))
+                   if q else token)
         else:
-            out.append(token)
+            append(token)
     return out
 
 
