@@ -368,7 +368,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                 event_time=ref.event_time)
     # records the parser rejected: positions, distinct reasons and a few samples, never the
     # text of each one (an object of bad lines would be held whole in memory)
-    rejected: list[int] = []
+    rejected = cp.Ranges()  # positions as intervals: millions of bad lines stay a few bytes
     rejected_reasons: set[str] = set()
     rejected_samples: list[str] = []
     rejected_lines: list[int] = []
@@ -430,14 +430,14 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                            table=fmt.table,
                                            positions=rejected, lines=rejected_lines,
                                            samples=rejected_samples))
-        progress.dead.add(rejected)
+        progress.dead.update(rejected)
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)
         conn.dead_letter(poison.for_object(ref, dead.error, stage="deliver",
                                            attempts=dead.attempts, table=fmt.table,
                                            positions=dead.positions))
-        progress.dead.add(dead.positions)
+        progress.dead.update(dead.positions)
         reasons.append(dead.error.message)
     if result.transient is not None:
         raise result.transient
