@@ -11,6 +11,7 @@ Every failure ends in exactly one of: retried (TransientError is raised on), spl
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -33,7 +34,15 @@ from .errors import (
     RecordError,
     TransientError,
 )
-from .health import HEALTH_TABLE, Forwarded, ObjectStats, PollStats, report, run_check
+from .health import (
+    HEALTH_TABLE,
+    Forwarded,
+    HealthBuffer,
+    ObjectStats,
+    PollStats,
+    report,
+    run_check,
+)
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
@@ -98,7 +107,18 @@ class Connector:
         log.warning("dead-lettered (%s, %s): %s", envelope.kind, envelope.stage,
                     envelope.reason[:300])
 
+    def __post_init__(self) -> None:
+        self.health = HealthBuffer(self._send_health)
+        atexit.register(self.health.flush)
+
     def emit_health(self, rows: list[dict[str, Any]]) -> None:
+        """Object health rows are buffered (see health.HealthBuffer: a crash can lose the rows
+        buffered then); a heartbeat row flushes the buffer with it."""
+        self.health.add(rows)
+        if any(r.get("Kind") == "heartbeat" for r in rows):
+            self.health.flush()
+
+    def _send_health(self, rows: list[dict[str, Any]]) -> None:
         """Health rows are telemetry: a failure to send them is logged, never fatal."""
         try:
             result = self.ingestor(HEALTH_TABLE, telemetry=True).send(stream_of(HEALTH_TABLE),
@@ -128,9 +148,22 @@ def connector() -> Connector:
         return _connector
 
 
+def flush_health() -> None:
+    """Send the process's buffered health rows now (shutdown paths, tests)."""
+    buffer = getattr(_connector, "health", None)
+    if buffer is not None:
+        buffer.flush()
+
+
 def reset_connector() -> None:
+    """Forget the process's Connector (its buffered health rows are sent first)."""
     global _connector
-    _connector = None
+    with _connector_lock:
+        old, _connector = _connector, None
+    buffer = getattr(old, "health", None)
+    if buffer is not None:
+        buffer.flush()
+        atexit.unregister(buffer.flush)
 
 
 # ---- timer: SQS -> work queue ------------------------------------------------------------
