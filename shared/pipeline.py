@@ -46,6 +46,7 @@ from .health import (
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
+from .parquet_source import spooled
 from .queues import Queue, queue_service, table_client
 from .reader import TextSource, decompress
 from .schemas import stream_of
@@ -406,8 +407,10 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     rejected_samples: list[str] = []
     rejected_lines: list[int] = []
 
-    if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet)
-        items = fmt.parse_bytes(text.raw_bytes(), ctx)
+    binary = None  # an unlinked temp file: nothing is left on disk even if it is not closed
+    if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet): row groups
+        binary = spooled(text.raw_chunks(), where=ref.uri)  # from a temp file, not memory
+        items = fmt.parse_bytes(binary, ctx)
     else:
         items = fmt.parse(text, ctx)
 
@@ -451,6 +454,8 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     result = conn.ingestor(fmt.table).send(
         stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes),
         on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
+    if binary is not None:
+        binary.close()
     stats.bytes_in = stream.bytes_read
     stats.records_out = len(progress.done)
     reasons: list[str] = []
