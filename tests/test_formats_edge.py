@@ -150,7 +150,8 @@ def test_guardduty_first_line_not_json_is_a_format_error() -> None:
 def test_guardduty_eventbridge_wrapped_finding_is_unwrapped() -> None:
     event = {"version": "0", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
              "time": "2024-01-02T03:06:00Z", "detail": json.loads(_finding(severity=8.9))}
-    out = run(json.dumps(event).encode(), "firehose/2024/01/02/03/gd-1-2024-01-02-03-06-00-x")
+    out = run(json.dumps(event).encode(),
+              "firehose/guardduty/2024/01/02/03/gd-1-2024-01-02-03-06-00-x")
     assert out.fmt.name == "guardduty" and out.rows[0]["Severity"] == 8
 
 
@@ -265,7 +266,8 @@ def test_asff_finding_from_guardduty_is_security_hub_not_guardduty() -> None:
     finding = json.loads(plain(case.file))
     finding["ProductArn"] = "arn:aws:securityhub:us-east-1::product/aws/guardduty"
     finding["GeneratorId"] = "arn:aws:guardduty:us-east-1:123456789012:detector/d"
-    assert formats.detect("x/finding.json", json.dumps(finding)).name == "securityhub"
+    assert formats.detect("x/finding.json", json.dumps(finding),
+                          kind="securityhub").name == "securityhub"
 
 
 # ---- CloudTrail ------------------------------------------------------------------------------
