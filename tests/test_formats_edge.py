@@ -12,6 +12,7 @@ from golden.support import CASES, plain, run
 from shared import formats
 from shared.errors import FormatError
 from shared.formats import vpcflow
+from shared.reader import TextSource
 from shared.schemas import violations
 
 VPC_KEY = ("AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/01/02/123456789012_vpcflowlogs_"
@@ -93,8 +94,11 @@ def test_vpc_parquet_needs_pyarrow_and_says_so(monkeypatch: pytest.MonkeyPatch) 
     key = VPC_KEY.replace(".log.gz", ".log.parquet")
     head = "PAR1\x15\x04"
     assert formats.detect(key, head) is fmt and fmt.parse_bytes is not None
-    out = run(b"PAR1\x15\x04junk", key)
-    assert "read as bytes" in out.error.message and "pyarrow" in out.error.message
+    with pytest.raises(FormatError) as err:  # the text parser says how it must be read
+        list(fmt.parse(TextSource(iter([b"PAR1\x15\x04junk"])), formats.ObjectContext(
+            "s", "b", key)))
+    assert "read as bytes" in err.value.message and "pyarrow" in err.value.message
+    assert "cannot be read" in run(b"PAR1\x15\x04junk", key).error.message
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     ctx = formats.ObjectContext("s", "b", key)

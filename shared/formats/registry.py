@@ -20,10 +20,12 @@ from .raw import RAW
 from .route53 import ROUTE53
 from .s3access import S3_ACCESS
 from .securityhub import SECURITYHUB
+from .securitylake import SECURITY_LAKE
 from .vpcflow import VPCFLOW
 from .waf import WAF
 
 FORMATS: tuple[Format, ...] = (
+    *SECURITY_LAKE,      # key only (aws/<SOURCE>/...); the catch-all OCSF format last
     CLOUDTRAIL_DIGEST,   # key only; before CLOUDTRAIL, whose folder pattern it shares
     CLOUDTRAIL,
     VPCFLOW,

@@ -66,6 +66,8 @@ ELBW = "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2015/05/13/"
 WAF = "AWSLogs/111122223333/WAFLogs/us-east-1/TEST-WEBACL/2021/10/28/19/50/"
 R53 = "AWSLogs/111122223333/vpcdnsquerylogs/vpc-7example/2021/02/04/"
 FIREHOSE = "firehose/2025/07/28/02/sentinel-stream-1-2025-07-28-02-12-33-"
+# Security Lake: aws/<SOURCE>/<version>/region=/accountId=/eventDay=/ (make_security_lake_...)
+SL = "aws/{src}/2.0/region=us-east-1/accountId={acct}/eventDay={day}/{f}.gz.parquet"
 CTF = "firehose/cloudtrail/2025/07/28/02/ct-stream-1-2025-07-28-02-12-33-"
 CWF = "firehose/flows/2025/07/28/02/flow-stream-1-2025-07-28-02-12-33-"
 SH = "firehose/securityhub/2025/07/28/02/sentinel-stream-1-2025-07-28-02-12-33-"
@@ -163,6 +165,22 @@ CASES: tuple[Case, ...] = (
                    "sqs_body__direct_s3_notification_ObjectCreatedPut__awsdocs.json",
                    "sqs_body__s3_TestEvent__awsdocs.json",
                    "sqs_body__sns_envelope_HelloWorld__awsdocs.json")),
+    *(Case(f"shared:security_lake/parquet/{name}", key.rsplit("/", 1)[0] + "/", fmt, table,
+           rows, golden=f"security_lake_{name.split('.')[0].lower()}",
+           name=key.rsplit("/", 1)[1])
+      for name, key, fmt, table, rows in (
+          ("CLOUD_TRAIL_MGMT.parquet", SL.format(src="CLOUD_TRAIL_MGMT", acct="811596193553",
+                                                 day="20200921", f="5c3b9a0e-ct-mgmt"),
+           "ocsf-api", "AWSCloudTrail", 3),
+          ("VPC_FLOW.parquet", SL.format(src="VPC_FLOW", acct="123456789012", day="20220412",
+                                         f="7d1e2f30-vpc"), "ocsf-network", "AWSVPCFlow", 1),
+          ("ROUTE53.parquet", SL.format(src="ROUTE53", acct="123456789012", day="20221013",
+                                        f="8e2f3a41-r53"), "ocsf-dns", "AWSRoute53Resolver", 1),
+          ("SH_FINDINGS.parquet", SL.replace("us-east-1", "us-east-2").format(
+              src="SH_FINDINGS", acct="111111111111", day="20230919", f="9f3a4b52-sh"),
+           "ocsf-finding", "AWSSecurityHubFindings", 1),
+          ("WAF.parquet", SL.format(src="WAF", acct="123456789012", day="20210923",
+                                    f="a04b5c63-waf"), "ocsf", "AWSSecurityLakeOCSF_CL", 1))),
     Case("local:cloudtrail_events.jsonl", CTF, "cloudtrail-events", "AWSCloudTrail", 8,
          golden="cloudtrail_events", name="6f1c9a3e-1111-4c1e-9f7a-2b3c4d5e6f70"),
     Case("local:cloudtrail_eventbridge.json", CTF, "cloudtrail-events", "AWSCloudTrail", 8,
@@ -214,7 +232,9 @@ def run(data: bytes, key: str, *, override: str | None = None,
     ctx = formats.ObjectContext(source="test", bucket="log-bucket", key=key,
                                 event_time=event_time)
     try:
-        for item in fmt.parse(text, ctx):
+        items = (fmt.parse_bytes(text.raw_bytes(), ctx) if formats.wants_bytes(fmt, text.head)
+                 else fmt.parse(text, ctx))  # binary (Parquet) objects as the pipeline does
+        for item in items:
             if isinstance(item, formats.Rejected):
                 out.rejected.append(item)
             elif isinstance(item, formats.Skipped):
