@@ -13,7 +13,8 @@ HEALTH = "Custom-AWSS3ConnectorHealth"
 def fixture_files():
     # Security Lake objects need their Security Lake keys: tests/test_security_lake.py
     return sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.parent.name not in
-                  ("s3_notifications", "security_lake", "parquet") and not p.name.endswith((".md", ".txt")))
+                  ("s3_notifications", "security_lake", "parquet")
+                  and not p.name.endswith((".md", ".txt")))
 
 
 def test_every_fixture_lands_in_its_table_through_the_pipeline(world):

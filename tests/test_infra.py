@@ -160,7 +160,7 @@ def test_every_workbook_alert_and_transform_query_analyses_without_errors():
     stage = vi.check_kql()
     assert_ok(stage)
     assert stage.counts["workbook"] >= 10
-    assert stage.counts["alerts"] == 5
+    assert stage.counts["alerts"] == 6
     assert stage.counts["transforms"] == len(list((ROOT / "shared" / "schemas").glob("*.json")))
 
 
