@@ -384,7 +384,8 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
 
 
 def _stage(err: ConnectorError) -> str:
-    return {"object_read": "read", "bad_format": "parse"}.get(err.kind, "deliver")
+    return {"object_read": "read", "bad_format": "parse",
+            "undeclared_kind": "parse"}.get(err.kind, "deliver")
 
 
 def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp.Progress,
@@ -392,7 +393,8 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     """Stream, parse, batch and upload one object. Returns the dead-letter reasons."""
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
     text = TextSource(decompress(stream, where=ref.uri), where=ref.uri)
-    fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key))
+    fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key),
+                         kind=source.kind_for(ref.key))
     stats.format, stats.table = fmt.name, fmt.table
     if fmt.table is None:
         stats.bytes_in = stream.bytes_read
