@@ -29,7 +29,9 @@ from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_cred
 from .errors import (
     ConnectorError,
     FatalError,
+    IntegrityError,
     NotificationError,
+    ObjectReadError,
     RecordError,
     TransientError,
 )
@@ -322,7 +324,7 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
             raise
         # last attempt: dead-letter it ourselves, so the poison queue has the reason
         conn.dead_letter(poison.for_object(
-            ref, err, stage="deliver", attempts=dequeue_count, table=stats.table,
+            ref, err, stage=_stage(err), attempts=dequeue_count, table=stats.table,
             first_failure=progress.first_failure))
         stats.finish("dead_lettered", ref.event_time, err.message)
         conn.emit_health([stats.row()])
@@ -350,14 +352,17 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
 
 
 def _stage(err: ConnectorError) -> str:
-    return {"object_read": "read", "bad_format": "parse"}.get(err.kind, "deliver")
+    if isinstance(err, (ObjectReadError, IntegrityError)):
+        return "read"  # decompression limits, unsupported containers, checksum mismatches
+    return {"bad_format": "parse"}.get(err.kind, "deliver")
 
 
 def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp.Progress,
                    stats: ObjectStats) -> list[str]:
     """Stream, parse, batch and upload one object. Returns the dead-letter reasons."""
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
-    text = TextSource(decompress(stream, where=ref.uri), where=ref.uri)
+    text = TextSource(decompress(stream, where=ref.uri, limits=conn.settings.decompress_limits),
+                      where=ref.uri)
     fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key))
     stats.format, stats.table = fmt.name, fmt.table
     if fmt.table is None:

@@ -34,7 +34,7 @@ Binary objects (VPC Flow Logs in Parquet) cannot be parsed from decoded text: wh
 from __future__ import annotations
 
 from ..errors import FormatError
-from .base import Format, ObjectContext, Rejected, Skipped  # noqa: F401  (re-exported)
+from .base import Format, ObjectContext, Rejected, Skipped, tolerant_sniff  # noqa: F401
 from .registry import FORMATS, RAW
 
 __all__ = ["FORMATS", "RAW", "Format", "ObjectContext", "Rejected", "Skipped", "detect", "get",
@@ -56,7 +56,7 @@ def detect(key: str, head: str, *, override: str | None = None) -> Format:
     if by_key and not head.strip():
         return by_key[0]  # an empty object: nothing to confirm, and nothing will be sent
     for fmt in by_key:
-        if fmt.sniff(head):
+        if tolerant_sniff(fmt.sniff, head):  # a broken first line does not hide the format
             return fmt
     if by_key:
         names = ", ".join(f.name for f in by_key)
@@ -65,7 +65,7 @@ def detect(key: str, head: str, *, override: str | None = None) -> Format:
                           f"(starts with {first!r}); add a formatRules override if this is "
                           "intended")
     for fmt in FORMATS:
-        if fmt.content_detectable and fmt.sniff(head):
+        if fmt.content_detectable and tolerant_sniff(fmt.sniff, head):
             return fmt
     return RAW
 

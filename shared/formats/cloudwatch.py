@@ -25,6 +25,7 @@ from .base import (
     garbage,
     json_records,
     json_text,
+    tolerant_sniff,
     when_epoch,
 )
 
@@ -39,7 +40,7 @@ def sniff(head: str) -> bool:
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError("CloudWatch Logs subscription data must be JSON objects with "
                           "messageType DATA_MESSAGE/CONTROL_MESSAGE and logEvents")
     position = 0
