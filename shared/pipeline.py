@@ -40,7 +40,7 @@ from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .queues import Queue, queue_service, table_client
-from .reader import TextSource, decompress
+from .reader import MAX_LINE_CHARS, TextSource, decompress
 from .schemas import stream_of
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,13 @@ def forward_message(conn: Connector, source: Source, message: dict[str, Any]) ->
             continue
         conn.work.send(ref.to_json())
         out.enqueued += 1
+    if parsed.rejected:
+        # the unusable records of this body, dead-lettered once with their reasons; the good
+        # ones above are on the work queue already (settled per record, never retried)
+        err = NotificationError(f"{len(parsed.rejected)} record(s) of the notification "
+                                "rejected: " + "; ".join(parsed.rejected[:5]))
+        conn.dead_letter(poison.for_body(body, err, source=source.name, message_id=message_id))
+        out.poisoned = True
     return out
 
 
@@ -373,7 +380,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                 event_time=ref.event_time)
     # records the parser rejected: positions, distinct reasons and a few samples, never the
     # text of each one (an object of bad lines would be held whole in memory)
-    rejected: list[int] = []
+    rejected = _Rejected()  # bounded whatever the number of rejected records
     rejected_reasons: set[str] = set()
     rejected_samples: list[str] = []
     rejected_lines: list[int] = []
@@ -390,7 +397,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             for position, item in enumerate(items):
                 if isinstance(item, formats.Rejected):
                     if position not in progress.dead:  # not reported again on a retry
-                        rejected.append(position)
+                        rejected.add(position)
                         if len(rejected_lines) < 2000:
                             rejected_lines.append(item.position)  # as the parser counts
                         if len(rejected_reasons) < 100:
@@ -426,16 +433,29 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     stats.bytes_in = stream.bytes_read
     stats.records_out = len(progress.done)
     reasons: list[str] = []
-    if rejected:
-        stats.records_dropped += len(rejected)
+    if rejected.count:
+        stats.records_dropped += rejected.count
         distinct = sorted(rejected_reasons)
-        err = RecordError(f"{len(rejected)} record(s) of {ref.uri} could not be parsed as "
+        err = RecordError(f"{rejected.count} record(s) of {ref.uri} could not be parsed as "
                           f"{fmt.name}: " + "; ".join(distinct[:5]))
-        conn.dead_letter(poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
-                                           table=fmt.table,
-                                           positions=rejected, lines=rejected_lines,
-                                           samples=rejected_samples))
-        progress.dead.add(rejected)
+        envelope = poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
+                                     table=fmt.table, positions=rejected.first,
+                                     lines=rejected_lines, samples=rejected_samples)
+        if envelope.records:  # the true count and range, not only the positions listed
+            envelope.records.update(count=rejected.count, last=rejected.last)
+        conn.dead_letter(envelope)
+        rejected.settle(progress.dead)
+        reasons.append(err.message)
+    if text.long_line_count:
+        stats.records_dropped += text.long_line_count
+        err = RecordError(f"{text.long_line_count} line(s) of {ref.uri} are longer than "
+                          f"{MAX_LINE_CHARS} characters (not a log record; not read): "
+                          + ", ".join(f"line {n} ({length} chars)"
+                                      for n, length, _ in text.long_lines[:5]))
+        conn.dead_letter(poison.for_object(
+            ref, err, stage="parse", attempts=progress.attempts, table=fmt.table,
+            lines=[n for n, _, _ in text.long_lines],
+            samples=[f"line {n}: {sample}" for n, _, sample in text.long_lines[:3]]))
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)
@@ -449,6 +469,39 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     if fault:
         raise fault[0]
     return reasons
+
+
+class _Rejected:
+    """Positions of rejected records, bounded: a count, the first 2000 (for the envelope) and
+    the rest folded into a ``Ranges`` in steps (contiguous runs of junk stay a few intervals).
+    """
+
+    LISTED = 2000
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = -1
+        self.first: list[int] = []
+        self._ranges = cp.Ranges()
+        self._pending: list[int] = []
+
+    def add(self, position: int) -> None:
+        self.count += 1
+        self.last = position
+        if len(self.first) < self.LISTED:
+            self.first.append(position)
+        self._pending.append(position)
+        if len(self._pending) >= 4096:
+            self._ranges.add(self._pending)
+            self._pending = []
+
+    def settle(self, dead: cp.Ranges) -> None:
+        """Add every rejected position to the object's dead-lettered ranges."""
+        self._ranges.add(self._pending)
+        self._pending = []
+        for start, end in self._ranges.intervals():
+            for i in range(start, end, 4096):
+                dead.add(list(range(i, min(end, i + 4096))))
 
 
 # ---- HTTP: health ------------------------------------------------------------------------
