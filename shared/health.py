@@ -47,6 +47,7 @@ class ObjectStats:
     duration_ms: float = 0.0
     outcome: str = ""
     error: str | None = None
+    integrity: str | None = None  # which integrity check ran on the read (objects.py)
 
     def see_time(self, value: str | None) -> None:
         if not value:
@@ -78,7 +79,7 @@ class ObjectStats:
             "LatencySeconds": self.latency_seconds, "DurationMs": self.duration_ms,
             "EventTimeMin": self.event_time_min, "EventTimeMax": self.event_time_max,
             "Outcome": self.outcome, "Error": (self.error or None) and self.error[:2000],
-            "Attempt": self.attempt,
+            "Attempt": self.attempt, "IntegrityCheck": self.integrity,
         }
         return {k: v for k, v in row.items() if v is not None}
 

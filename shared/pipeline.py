@@ -372,6 +372,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                       where=ref.uri)
     fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key))
     stats.format, stats.table = fmt.name, fmt.table
+    stats.integrity = stream.integrity
     if fmt.table is None:
         stats.bytes_in = stream.bytes_read
         log.info("%s is %s: not ingested (%s)", ref.uri, fmt.name, fmt.description)
@@ -431,6 +432,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes),
         on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
     stats.bytes_in = stream.bytes_read
+    stats.integrity = stream.integrity
     stats.records_out = len(progress.done)
     reasons: list[str] = []
     if rejected.count:

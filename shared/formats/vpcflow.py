@@ -82,6 +82,9 @@ DEFAULT_V2 = ("version account-id interface-id srcaddr dstaddr srcport dstport p
               "packets bytes start end action log-status").split()
 
 
+_KNOWN = set(FIELDS) | UNMAPPED | {f.replace("-", "_") for f in FIELDS}  # a header's first word
+
+
 def _name(field: str) -> str:
     return field.strip().lower().replace("_", "-")
 
@@ -168,6 +171,9 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         if not line.strip():
             continue
         parts = line.split()
+        if parts[0] in _KNOWN and (again := _header(line)) is not None:
+            names = again  # another header (objects concatenated): it rules the lines after it
+            continue
         if len(parts) != len(names):
             yield Rejected(n, f"VPC flow record has {len(parts)} fields, the header names "
                               f"{len(names)}", line)
