@@ -414,6 +414,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 if position in progress.done or position in progress.dead:
                     continue  # settled on an earlier attempt
                 yield position, item
+            text.finish()  # a read fault the parser did not run into is still a fault
         except ConnectorError as err:
             # the content broke off (truncated, corrupt gzip, read cut): end the rows here so
             # the open batch and the records before the fault are still sent and settled;
@@ -454,10 +455,12 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                           f"{MAX_LINE_CHARS} characters (not a log record; not read): "
                           + ", ".join(f"line {n} ({length} chars)"
                                       for n, length, _ in text.long_lines[:5]))
-        conn.dead_letter(poison.for_object(
+        envelope = poison.for_object(
             ref, err, stage="parse", attempts=progress.attempts, table=fmt.table,
-            lines=[n for n, _, _ in text.long_lines],
-            samples=[f"line {n}: {sample}" for n, _, sample in text.long_lines[:3]]))
+            samples=[f"line {n}: {sample}" for n, _, sample in text.long_lines[:3]])
+        envelope.records = {"count": text.long_line_count,
+                            "lines": [n for n, _, _ in text.long_lines]}
+        conn.dead_letter(envelope)
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)

@@ -76,6 +76,13 @@ class TextSource:
             parts.append(chunk)
         return b"".join(parts)
 
+    def finish(self) -> None:
+        """Raise the fault met while reading the head if no framing read past it (a parser
+        that saw an empty head, or stopped early): it must not pass as a clean object."""
+        if self._fault is not None:
+            fault, self._fault = self._fault, None
+            raise fault
+
     def _text_chunks(self) -> Iterator[str]:
         if self._pending is not None:
             pending, self._pending = self._pending, None
@@ -85,7 +92,8 @@ class TextSource:
             tail = self._decoder.decode(b"", final=True)
             if tail:
                 yield tail
-            raise self._fault
+            fault, self._fault = self._fault, None
+            raise fault
         for chunk in self._bytes:
             text = self._decoder.decode(chunk)
             if text:

@@ -143,7 +143,7 @@ _NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
 
 
 def binary_reason(sample: str) -> str | None:
-    """Why ``sample`` is binary rather than text, or None: NUL characters, or more than 10 %
+    """Why ``sample`` is binary rather than text, or None: NUL characters, or more than 30 %
     control characters / invalid UTF-8 (a Latin-1 log line with a few accents stays text)."""
     if not sample:
         return None
@@ -152,7 +152,7 @@ def binary_reason(sample: str) -> str | None:
     if "\ufffd" not in sample and not _NOT_TEXT.search(sample):
         return None
     bad = len(_NOT_TEXT.findall(sample))
-    if bad * 10 > len(sample):
+    if bad * 10 > len(sample) * 3:
         return f"{bad} of {len(sample)} characters are control characters or not UTF-8"
     return None
 
