@@ -178,6 +178,7 @@ class TextSource:
     def json_array_items(self, key: str) -> Iterator[Any]:
         """Items of ``{"<key>": [ ... ]}`` one at a time (CloudTrail's Records).
 
+        Documents back to back (the members of an archive) are read one after the other.
         Raises ``ValueError`` if the text is not an object whose ``key`` holds an array.
         """
         cur = _JsonCursor(self._text_chunks())
@@ -190,7 +191,9 @@ class TextSource:
         cur.pos = m.end()
         while cur.skip(" \t\r\n,"):
             if cur.buf[cur.pos] == "]":
-                return
+                if not _next_document(cur, opening, key):
+                    return
+                continue
             value, err = cur.decode()
             if err is not None:
                 raise ValueError(f"invalid JSON in '{key}': {err.msg}") from err
@@ -251,6 +254,25 @@ class _JsonCursor:
             if self.pos > 1 << 20:
                 self.buf, self.pos = self.buf[self.pos:], 0
             return value, None
+
+
+def _next_document(cur: _JsonCursor, opening: re.Pattern[str], key: str) -> bool:
+    """After a closing ``]``: False at the end of the text (only braces and whitespace left),
+    True with ``cur`` inside the next document's array; anything else is a ``ValueError``
+    (content after the array must not be dropped unnoticed)."""
+    cur.pos += 1
+    if not cur.skip(" \t\r\n}\x00"):
+        return False
+    if cur.buf[cur.pos] != "{":
+        raise ValueError(f"unexpected content after the '{key}' array: "
+                         f"{cur.buf[cur.pos:cur.pos + 40]!r}")
+    while not (m := opening.search(cur.buf, cur.pos)):
+        if len(cur.buf) - cur.pos > HEAD_BYTES or not cur.more():
+            raise ValueError(f"a second JSON document without a '{key}' array follows")
+    if m.group(1) != "[":
+        raise ValueError(f"'{key}' is not an array")
+    cur.pos = m.end()
+    return True
 
 
 def _more_may_fix(err: json.JSONDecodeError, buf: str) -> bool:

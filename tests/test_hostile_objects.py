@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import zstandard
-from sample_logs import guardduty, vpcflow
+from sample_logs import cloudtrail, guardduty, vpcflow
 
 GD, RAW = "Custom-AWSGuardDuty", "Custom-AWSS3Raw"
 HEALTH = "Custom-AWSS3ConnectorHealth"
@@ -36,6 +36,13 @@ def gd_text(n: int) -> bytes:
 
 def vpc_text(n: int) -> bytes:
     return gzip.decompress(vpcflow(n)[1])
+
+
+def ct_text(n: int) -> bytes:
+    return gzip.decompress(cloudtrail(n)[1])
+
+
+CT_PREFIX = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/12/01/"
 
 
 def nested(depth: int) -> str:
@@ -156,6 +163,17 @@ def _cases() -> dict[str, Case]:
             "123456789012_vpcflowlogs_us-east-1_fl-0a_20261201T0000Z_tar1.log.gz",
             gzip.compress(tarred({"logs/a.log": vpc_text(4), "logs/b.log": vpc_text(6)},
                                  extras=True)), "delivered", 10),
+        "zip_of_three_cloudtrail_files": Case(
+            CT_PREFIX + "ct.zip", zipped({"a.json.gz": gzip.compress(ct_text(3)),
+                                          "b.json": ct_text(4), "c.json": ct_text(2)}),
+            "delivered", 9),
+        "tar_gz_of_cloudtrail_files": Case(
+            CT_PREFIX + "ct.tar.gz", gzip.compress(tarred({"a.json": ct_text(5),
+                                                           "b.json": ct_text(1)})),
+            "delivered", 6),
+        "cloudtrail_with_junk_after_the_document": Case(
+            CT_PREFIX + "ct-junk.json", ct_text(3) + b"\nTRAILING JUNK\n", "dead_lettered", 3,
+            (("parse", "bad_format", "unexpected content after the 'Records' array"),)),
         "plain_tar": Case(GD_PREFIX + "l.tar", tarred({"a.jsonl": five}), "delivered", 5),
         "encrypted_zip": Case(GD_PREFIX + "m.zip", zipped({"a.jsonl": five}, encrypt=True),
                               "dead_lettered", 0,
