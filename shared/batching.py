@@ -58,6 +58,7 @@ def _of(rows: list[bytes], positions: list[int]) -> Batch:
 class Oversize:
     position: int
     size: int
+    reason: str = ""  # set when the row cannot be serialised at all (nested too deeply)
 
 
 def encode(row: dict[str, Any]) -> bytes:
@@ -69,7 +70,12 @@ def batches(rows: Iterable[tuple[int, dict[str, Any]]], max_bytes: int
     """Group ``(position, row)`` pairs into batches whose JSON body is <= ``max_bytes``."""
     current = Batch()
     for position, row in rows:
-        data = encode(row)
+        try:
+            data = encode(row)
+        except (RecursionError, ValueError) as err:  # a value nested ~1000 deep: this row only
+            yield Oversize(position, -1, f"record {position} cannot be serialised as JSON "
+                                         f"({type(err).__name__}: {err})")
+            continue
         if len(data) + 2 > max_bytes:
             yield Oversize(position, len(data))
             continue

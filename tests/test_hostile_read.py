@@ -292,3 +292,16 @@ def test_checksum_helpers_agree_with_the_reference_implementations():
     data = b"The quick brown fox jumps over the lazy dog"
     assert crc32c.crc32c(data) == 0x22620404  # RFC 3720 test vector family (CRC-32C)
     assert zlib.crc32(data) == 0x414FA339
+
+
+def test_a_row_too_deep_to_serialise_is_dead_lettered_alone_not_retried():
+    # a value can decode at a shallow stack and still be too deep to encode at a deeper one
+    from shared.batching import Batch, Oversize, batches
+
+    deep: list = []
+    for _ in range(5000):  # built without recursion
+        deep = [deep]
+    out = list(batches([(0, {"a": 1}), (1, {"Fields": deep}), (2, {"b": 2})], 10_000))
+    [bad] = [o for o in out if isinstance(o, Oversize)]
+    assert bad.position == 1 and "cannot be serialised as JSON" in bad.reason
+    assert [b.positions for b in out if isinstance(b, Batch)] == [[0, 2]]
