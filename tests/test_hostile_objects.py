@@ -11,6 +11,7 @@ import io
 import json
 import lzma
 import os
+import re
 import tarfile
 import zipfile
 import zlib
@@ -324,3 +325,18 @@ def test_long_line_envelope_names_the_line_and_its_length(outcome: dict[str, Any
     [item] = outcome["poison"][CASES["line_over_1mib_without_newline"].key]
     assert item["records"]["lines"] == [2] and str(3 << 20) in item["reason"]
     assert len(json.dumps(item)) < 64 * 1024
+
+
+def test_the_readme_bad_input_table_lists_every_case() -> None:
+    from pathlib import Path
+
+    from test_hostile_notifications import BAD_RECORDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Bad input: every hostile case covered", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 40
+    ids = set(re.findall(r"`([a-z0-9_]+)`", section))
+    missing = [name for name in list(CASES) + list(BAD_RECORDS) if name not in ids and not (
+        name.startswith("record_nested_9") and "record_nested_985_deep" in ids)]
+    assert missing == []
