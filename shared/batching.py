@@ -92,6 +92,7 @@ def _of(rows: list[bytes], positions: list[int]) -> Batch:
 class Oversize:
     position: int
     size: int
+    reason: str = ""  # set when the row cannot be serialised at all (nested too deeply)
 
 
 def _finite(value: Any) -> Any:
@@ -171,9 +172,14 @@ def batches(rows: Iterable[tuple[int, dict[str, Any]]], max_bytes: int, *,
     out, where, size = current.rows, current.positions, 1
     for position, row in rows:
         try:
-            data = dumps(row, option=opts)
-        except TypeError:
-            data = _dumps(row)
+            try:
+                data = dumps(row, option=opts)
+            except TypeError:
+                data = _dumps(row)
+        except (RecursionError, ValueError) as err:  # a value nested ~1000 deep: this row only
+            yield Oversize(position, -1, f"record {position} cannot be serialised as JSON "
+                                         f"({type(err).__name__}: {err})")
+            continue
         n = len(data) + 1
         if n > check:
             if n > FIELD_LIMIT:

@@ -98,6 +98,15 @@ class Settings:
     upload_backoff_max_seconds: float
     max_dequeue_count: int
     invocation_budget_seconds: float  # host.json functionTimeout less a margin
+    max_decompressed_bytes: int = 10 * 1024 ** 3
+    max_expansion_ratio: float = 1000.0
+
+    @property
+    def decompress_limits(self) -> Any:
+        """The caps ``decompress`` applies to one object (shared/decompress.py)."""
+        from .decompress import Limits
+
+        return Limits(max_bytes=self.max_decompressed_bytes, max_ratio=self.max_expansion_ratio)
 
     def route(self, table: str) -> tuple[str, str]:
         """(Logs Ingestion endpoint, DCR immutable id) that accepts ``table``."""
@@ -163,6 +172,12 @@ SETTINGS_DOC: tuple[SettingDoc, ...] = (
     SettingDoc("UPLOAD_BACKOFF_BASE_SECONDS", "no", "1.0",
                "First retry delay (doubles, jittered)."),
     SettingDoc("UPLOAD_BACKOFF_MAX_SECONDS", "no", "60", "Largest retry delay (<= 120)."),
+    SettingDoc("MAX_DECOMPRESSED_BYTES", "no", "10737418240",
+               "Most bytes one object may decompress to (10 GiB); a larger one is dead-lettered "
+               "with both numbers."),
+    SettingDoc("MAX_EXPANSION_RATIO", "no", "1000",
+               "Most decompressed bytes per stored byte, enforced after the first 16 MiB "
+               "(a decompression bomb is dead-lettered with both numbers; 10-100000)."),
 )
 
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -427,6 +442,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_backoff_max_seconds=r.number("UPLOAD_BACKOFF_MAX_SECONDS", 60, float, 0, 120),
         max_dequeue_count=_host_max_dequeue_count(),
         invocation_budget_seconds=_invocation_budget(),
+        max_decompressed_bytes=r.number("MAX_DECOMPRESSED_BYTES", 10 * 1024 ** 3, int,
+                                        1024 ** 2, 1024 ** 4),
+        max_expansion_ratio=r.number("MAX_EXPANSION_RATIO", 1000, float, 10, 100_000),
     )
     if r.errors:
         raise ConfigError(r.errors)

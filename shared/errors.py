@@ -59,6 +59,13 @@ class ObjectReadError(FatalError):
     kind = "object_read"
 
 
+class DecompressionLimitError(ObjectReadError):
+    """The object inflates past MAX_DECOMPRESSED_BYTES or MAX_EXPANSION_RATIO (a bomb, or
+    junk). Dead-lettered with both numbers; raise the setting and replay if it is genuine."""
+
+    kind = "decompression_limit"
+
+
 class FormatError(FatalError):
     """The object's content does not fit its detected (or configured) format."""
 
@@ -95,6 +102,13 @@ class TransientDeliveryError(TransientError):
     """Uploads kept failing transiently after every attempt; the work item is retried."""
 
     kind = "delivery_transient"
+
+
+class IntegrityError(TransientError):
+    """What was read from S3 does not match the object's checksum (or its MD5 ETag). Retried
+    (a read corrupted in transit heals); on the last attempt dead-lettered with both values."""
+
+    kind = "integrity"
 
 
 class AwsCredentialError(TransientError):

@@ -50,6 +50,7 @@ class ObjectStats:
     duration_ms: float = 0.0
     outcome: str = ""
     error: str | None = None
+    integrity: str | None = None  # which integrity check ran on the read (objects.py)
 
     def clipped(self, fields: int) -> None:
         """``batching.batches(on_clip=...)``: ``fields`` values of one row were clipped."""
@@ -86,7 +87,7 @@ class ObjectStats:
             "LatencySeconds": self.latency_seconds, "DurationMs": self.duration_ms,
             "EventTimeMin": self.event_time_min, "EventTimeMax": self.event_time_max,
             "Outcome": self.outcome, "Error": (self.error or None) and self.error[:2000],
-            "Attempt": self.attempt,
+            "Attempt": self.attempt, "IntegrityCheck": self.integrity,
         }
         return {k: v for k, v in row.items() if v is not None}
 

@@ -262,8 +262,8 @@ class Ingestor:
                 if isinstance(item, Oversize):
                     with lock:
                         report.add_dead([item.position], RecordTooLargeError(
-                            f"record {item.position} is {item.size} bytes of JSON, larger than "
-                            "one request may carry"))
+                            item.reason or f"record {item.position} is {item.size} bytes of "
+                            "JSON, larger than one request may carry"))
                     continue
                 while len(pending) >= self.in_flight:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

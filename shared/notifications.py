@@ -5,15 +5,30 @@ wrapped by SNS (enveloped, or raw message delivery), EventBridge "Object Created
 ``s3:TestEvent``. Non-create events (deletes, restores, tests) are skipped and counted.
 Keys are URL-decoded exactly once with ``unquote_plus`` (S3 encodes a space as ``+``).
 A body that is none of these raises ``NotificationError`` with a reason a person can act on.
+
+Each record is validated on its own (``validate_ref``): a bucket that is not an S3 bucket name
+(an ARN, a path), an empty, non-string or over-long key, a size that is not a byte count S3 can
+hold, or a work item over the Storage queue message limit is a rejected record with its reason
+(``Parsed.rejected``); the other records of the same body still go through. Only a body with no
+usable record at all raises.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
 from .errors import NotificationError
+from .queues import MAX_TEXT_BYTES
+
+# Bucket names as S3 accepts them, legacy us-east-1 names (capitals, underscores, up to 255)
+# included; no ARNs (':'), no paths ('/'), no access points.
+_BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$")
+MAX_KEY_BYTES = 1024                 # S3's limit on a key (UTF-8)
+MAX_OBJECT_SIZE = 50 * 1024 ** 4     # the largest object S3 stores (50 TiB)
+_TEXT_FIELDS = ("etag", "version_id", "sequencer", "event_time", "sqs_message_id", "source")
 
 
 @dataclass(frozen=True)
@@ -41,9 +56,13 @@ class ObjectRef:
             data = json.loads(text)
             if not isinstance(data, dict):  # '["source"]' would pass the `in` test below
                 raise TypeError(f"expected a JSON object, not {type(data).__name__}")
-            return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+            ref = cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
         except (ValueError, TypeError) as err:
             raise NotificationError(f"work item is not an object reference: {err}") from err
+        problem = validate_ref(ref)
+        if problem:  # whatever sits in the queue is checked again: never retried, dead-lettered
+            raise NotificationError(f"work item is not a valid object reference: {problem}")
+        return ref
 
     @property
     def identity(self) -> str:
@@ -57,12 +76,38 @@ class ObjectRef:
         return f"s3://{self.bucket}/{self.key}"
 
 
+def validate_ref(ref: ObjectRef) -> str | None:
+    """Why ``ref`` cannot name an S3 object (or fit one work-queue message), or None."""
+    if not isinstance(ref.bucket, str) or not _BUCKET.match(ref.bucket) or ".." in ref.bucket:
+        return f"bucket {str(ref.bucket)[:100]!r} is not an S3 bucket name"
+    if not isinstance(ref.key, str):
+        return f"object key is a {type(ref.key).__name__} ({str(ref.key)[:100]!r}), not a string"
+    if not ref.key:
+        return "object key is empty"
+    if len(ref.key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"object key is longer than S3's {MAX_KEY_BYTES} bytes"
+    if ref.size is not None and (not isinstance(ref.size, int) or isinstance(ref.size, bool)
+                                 or not 0 <= ref.size <= MAX_OBJECT_SIZE):
+        return f"object size {str(ref.size)[:40]!r} is not a byte count S3 can store"
+    for name in _TEXT_FIELDS:
+        value = getattr(ref, name)
+        if value is not None and (not isinstance(value, str) or len(value) > 1024):
+            return f"{name} is not a short string ({str(value)[:60]!r})"
+    size = len(ref.to_json().encode())
+    if size > MAX_TEXT_BYTES:
+        return (f"the work item would be {size} bytes, over the Storage queue message limit "
+                f"({MAX_TEXT_BYTES} bytes of text)")
+    return None
+
+
 @dataclass
 class Parsed:
-    """What one SQS body held: objects to ingest and events deliberately skipped."""
+    """What one SQS body held: objects to ingest, events deliberately skipped, and records
+    rejected with their reason (the body is dead-lettered once for those; the rest goes on)."""
 
     objects: list[ObjectRef] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # one reason per skipped event
+    rejected: list[str] = field(default_factory=list)  # one reason per unusable record
 
 
 def _load(body: str | bytes, what: str) -> Any:
@@ -101,25 +146,11 @@ def _parse_event(doc: dict[str, Any], *, source: str, message_id: str | None,
         if not isinstance(records, list):
             raise NotificationError(f"'Records' is not a list ({via})")
         for i, rec in enumerate(records):
-            if not isinstance(rec, dict) or rec.get("eventSource") != "aws:s3":
-                src = rec.get("eventSource") if isinstance(rec, dict) else type(rec).__name__
-                raise NotificationError(f"Records[{i}] is not an S3 event (eventSource={src!r}, "
-                                        f"{via})")
-            name = str(rec.get("eventName", ""))
-            if not name.startswith("ObjectCreated:"):
-                out.skipped.append(f"{name or 'unnamed event'} (not an object creation)")
-                continue
-            try:
-                s3 = rec["s3"]
-                obj = s3["object"]
-                out.objects.append(ObjectRef(
-                    source=source, bucket=s3["bucket"]["name"], key=unquote_plus(obj["key"]),
-                    size=_int(obj.get("size")), etag=obj.get("eTag") or obj.get("etag"),
-                    version_id=_version(obj.get("versionId")), sequencer=obj.get("sequencer"),
-                    event_time=rec.get("eventTime"), sqs_message_id=message_id))
-            except (KeyError, TypeError) as err:
-                raise NotificationError(f"Records[{i}] lacks s3.bucket.name or s3.object.key "
-                                        f"({err!r}, {via})") from err
+            problem = _record(out, i, rec, source=source, message_id=message_id, via=via)
+            if problem:
+                out.rejected.append(problem)
+        if out.rejected and not out.objects and not out.skipped:
+            raise NotificationError("; ".join(out.rejected[:5]))  # nothing usable in it
         return out
     if doc.get("source") == "aws.s3" and "detail" in doc:
         kind = doc.get("detail-type", "")
@@ -130,25 +161,65 @@ def _parse_event(doc: dict[str, Any], *, source: str, message_id: str | None,
             detail = doc["detail"]
             obj = detail["object"]
             # EventBridge keys are URL-encoded like S3 notifications
-            out.objects.append(ObjectRef(
-                source=source, bucket=detail["bucket"]["name"], key=unquote_plus(obj["key"]),
-                size=_int(obj.get("size")), etag=obj.get("etag"),
+            ref = ObjectRef(
+                source=source, bucket=detail["bucket"]["name"], key=_key(obj["key"]),
+                size=_size(obj.get("size")), etag=obj.get("etag"),
                 version_id=_version(obj.get("version-id")), sequencer=obj.get("sequencer"),
-                event_time=doc.get("time"), sqs_message_id=message_id))
+                event_time=doc.get("time"), sqs_message_id=message_id)
         except (KeyError, TypeError) as err:
             raise NotificationError(f"EventBridge event lacks detail.bucket.name or "
                                     f"detail.object.key ({err!r})") from err
+        problem = validate_ref(ref)
+        if problem:
+            raise NotificationError(f"EventBridge event: {problem}")
+        out.objects.append(ref)
         return out
     keys = ", ".join(sorted(doc)[:8])
     raise NotificationError(f"not an S3 notification (no Records, not EventBridge aws.s3, not "
                             f"s3:TestEvent; top-level keys: {keys}; {via})")
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+def _record(out: Parsed, i: int, rec: Any, *, source: str, message_id: str | None,
+            via: str) -> str | None:
+    """Add one S3 event record to ``out``; the reason it is unusable, or None."""
+    if not isinstance(rec, dict) or rec.get("eventSource") != "aws:s3":
+        src = rec.get("eventSource") if isinstance(rec, dict) else type(rec).__name__
+        return f"Records[{i}] is not an S3 event (eventSource={str(src)[:80]!r}, {via})"
+    name = str(rec.get("eventName", ""))
+    if not name.startswith("ObjectCreated:"):
+        out.skipped.append(f"{name[:80] or 'unnamed event'} (not an object creation)")
         return None
+    try:
+        s3 = rec["s3"]
+        obj = s3["object"]
+        ref = ObjectRef(
+            source=source, bucket=s3["bucket"]["name"], key=_key(obj["key"]),
+            size=_size(obj.get("size")), etag=obj.get("eTag") or obj.get("etag"),
+            version_id=_version(obj.get("versionId")), sequencer=obj.get("sequencer"),
+            event_time=rec.get("eventTime"), sqs_message_id=message_id)
+    except (KeyError, TypeError) as err:
+        return f"Records[{i}] lacks s3.bucket.name or s3.object.key ({err!r}, {via})"
+    problem = validate_ref(ref)
+    if problem:
+        return f"Records[{i}]: {problem} ({via})"
+    out.objects.append(ref)
+    return None
+
+
+def _key(value: Any) -> Any:
+    """URL-decoded once (S3 encodes a space as '+'); a non-string is kept for the validator."""
+    return unquote_plus(value) if isinstance(value, str) else value
+
+
+def _size(value: Any) -> Any:
+    """An int size; an absent one None; anything else kept as it is for the validator."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _version(value: Any) -> str | None:

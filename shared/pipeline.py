@@ -30,7 +30,9 @@ from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_cred
 from .errors import (
     ConnectorError,
     FatalError,
+    IntegrityError,
     NotificationError,
+    ObjectReadError,
     RecordError,
     TransientError,
 )
@@ -48,7 +50,7 @@ from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .parquet_source import spooled
 from .queues import Queue, queue_service, table_client
-from .reader import TextSource, decompress
+from .reader import MAX_LINE_CHARS, TextSource, decompress
 from .schemas import stream_of
 
 log = logging.getLogger(__name__)
@@ -265,6 +267,13 @@ def forward_message(conn: Connector, source: Source, message: dict[str, Any]) ->
             continue
         conn.work.send(ref.to_json())
         out.enqueued += 1
+    if parsed.rejected:
+        # the unusable records of this body, dead-lettered once with their reasons; the good
+        # ones above are on the work queue already (settled per record, never retried)
+        err = NotificationError(f"{len(parsed.rejected)} record(s) of the notification "
+                                "rejected: " + "; ".join(parsed.rejected[:5]))
+        conn.dead_letter(poison.for_body(body, err, source=source.name, message_id=message_id))
+        out.poisoned = True
     return out
 
 
@@ -356,7 +365,7 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
             raise
         # last attempt: dead-letter it ourselves, so the poison queue has the reason
         conn.dead_letter(poison.for_object(
-            ref, err, stage="deliver", attempts=dequeue_count, table=stats.table,
+            ref, err, stage=_stage(err), attempts=dequeue_count, table=stats.table,
             first_failure=progress.first_failure))
         stats.finish("dead_lettered", ref.event_time, err.message)
         conn.emit_health([stats.row()])
@@ -384,18 +393,21 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
 
 
 def _stage(err: ConnectorError) -> str:
-    return {"object_read": "read", "bad_format": "parse",
-            "undeclared_kind": "parse"}.get(err.kind, "deliver")
+    if isinstance(err, (ObjectReadError, IntegrityError)):
+        return "read"  # decompression limits, unsupported containers, checksum mismatches
+    return {"bad_format": "parse", "undeclared_kind": "parse"}.get(err.kind, "deliver")
 
 
 def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp.Progress,
                    stats: ObjectStats) -> list[str]:
     """Stream, parse, batch and upload one object. Returns the dead-letter reasons."""
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
-    text = TextSource(decompress(stream, where=ref.uri), where=ref.uri)
+    text = TextSource(decompress(stream, where=ref.uri, limits=conn.settings.decompress_limits),
+                      where=ref.uri)
     fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key),
                          kind=source.kind_for(ref.key))
     stats.format, stats.table = fmt.name, fmt.table
+    stats.integrity = stream.integrity
     if fmt.table is None:
         stats.bytes_in = stream.bytes_read
         log.info("%s is %s: not ingested (%s)", ref.uri, fmt.name, fmt.description)
@@ -439,6 +451,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 if position in progress.done or position in progress.dead:
                     continue  # settled on an earlier attempt
                 yield position, item
+            text.finish()  # a read fault the parser did not run into is still a fault
         except ConnectorError as err:
             # the content broke off (truncated, corrupt gzip, read cut): end the rows here so
             # the open batch and the records before the fault are still sent and settled;
@@ -454,11 +467,13 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             log.warning("%s: checkpoint not saved: %s", ref.uri, err)
 
     result = conn.ingestor(fmt.table).send(
-        stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
+        stream_of(fmt.table),
+        batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
         on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
     if binary is not None:
         binary.close()
     stats.bytes_in = stream.bytes_read
+    stats.integrity = stream.integrity
     stats.records_out = len(progress.done)
     reasons: list[str] = []
     if rejected:
@@ -471,6 +486,19 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                            positions=rejected, lines=rejected_lines,
                                            samples=rejected_samples))
         progress.dead.update(rejected)
+        reasons.append(err.message)
+    if text.long_line_count:
+        stats.records_dropped += text.long_line_count
+        err = RecordError(f"{text.long_line_count} line(s) of {ref.uri} are longer than "
+                          f"{MAX_LINE_CHARS} characters (not a log record; not read): "
+                          + ", ".join(f"line {n} ({length} chars)"
+                                      for n, length, _ in text.long_lines[:5]))
+        envelope = poison.for_object(
+            ref, err, stage="parse", attempts=progress.attempts, table=fmt.table,
+            samples=[f"line {n}: {sample}" for n, _, sample in text.long_lines[:3]])
+        envelope.records = {"count": text.long_line_count,
+                            "lines": [n for n, _, _ in text.long_lines]}
+        conn.dead_letter(envelope)
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)

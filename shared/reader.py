@@ -1,65 +1,28 @@
 """Streaming decompression and framing of object content.
 
-An S3 body arrives as an iterator of byte chunks. ``decompress`` detects gzip from the magic
-bytes (not the key suffix) and inflates every member of a multi-member file, chunk by chunk.
-``TextSource`` frames the result for the parsers: lines, a stream of concatenated JSON values,
-or the items of one top-level array (CloudTrail's ``Records``), never holding the whole object.
+An S3 body arrives as an iterator of byte chunks. ``decompress`` (``shared/decompress.py``)
+detects compressions and archives from the magic bytes (not the key suffix) and unwraps them,
+bounded. ``TextSource`` frames the result for the parsers: lines, a stream of concatenated
+JSON values, or the items of one top-level array (CloudTrail's ``Records``), never holding the
+whole object.
 """
 from __future__ import annotations
 
 import codecs
 import json
 import re
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
-from .errors import ObjectReadError
+from .decompress import Limits, decompress
+from .errors import ConnectorError, ObjectReadError
 
-GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 64 * 1024
-OUT_BYTES = 1024 * 1024  # largest piece of decompressed output yielded at once
 _MAX_VALUE_CHARS = 64 * 1024 * 1024  # one JSON value larger than this is not a log record
-
-
-def decompress(chunks: Iterable[bytes], *, where: str = "object") -> Iterator[bytes]:
-    """Yield plain bytes: gunzip (all members) when the content starts with the gzip magic."""
-    it = iter(chunks)
-    first = b""
-    for chunk in it:
-        first += chunk
-        if len(first) >= 2:
-            break
-    if not first.startswith(GZIP_MAGIC):
-        if first:
-            yield first
-        yield from it
-        return
-    inflater = zlib.decompressobj(wbits=31)
-    fed = False  # the current member has received bytes and has not ended yet
-    pending = first
-    try:
-        while pending is not None:
-            while pending:
-                fed = True
-                # bounded output per step: a small compressed chunk can inflate enormously
-                out = inflater.decompress(pending, OUT_BYTES)
-                if out:
-                    yield out
-                if not inflater.eof:
-                    pending = inflater.unconsumed_tail
-                    continue
-                pending, fed = inflater.unused_data, False
-                inflater = zlib.decompressobj(wbits=31)
-                if pending and not pending.lstrip(b"\x00"):
-                    pending = b""  # zero padding after the last member
-            pending = next(it, None)
-        if fed:
-            raise ObjectReadError(f"{where}: gzip stream is truncated")
-    except zlib.error as err:
-        raise ObjectReadError(f"{where}: corrupt gzip data ({err})") from err
+MAX_LINE_CHARS = 1024 * 1024  # one text line longer than this is not a log record
+__all__ = ["HEAD_BYTES", "MAX_LINE_CHARS", "JsonGarbage", "Limits", "TextSource", "decompress"]
 
 
 class TextSource:
@@ -76,17 +39,27 @@ class TextSource:
         head = []
         size = 0
         self._head_raw: list[bytes] = []
-        for chunk in self._bytes:
-            self._head_raw.append(chunk)
-            text = self._decoder.decode(chunk)
-            head.append(text)
-            size += len(text)
-            if size >= HEAD_BYTES:
-                break
+        # a fault while reading the head (a small truncated or corrupt object) is kept and
+        # raised where the text after the head is read: the records before it are delivered
+        self._fault: ConnectorError | None = None
+        try:
+            for chunk in self._bytes:
+                self._head_raw.append(chunk)
+                text = self._decoder.decode(chunk)
+                head.append(text)
+                size += len(text)
+                if size >= HEAD_BYTES:
+                    break
+        except ConnectorError as err:
+            self._fault = err
+            self._bytes = iter(())
         self.head = "".join(head)
         if self.head.startswith("\ufeff"):
             self.head = self.head[1:]
         self._pending: str | None = self.head
+        # lines over MAX_LINE_CHARS: how many, and the first ones as (line, length, sample)
+        self.long_line_count = 0
+        self.long_lines: list[tuple[int, int, str]] = []
 
     def raw_bytes(self, *, limit: int = 512 * 1024 * 1024) -> bytes:
         """The whole (decompressed) object as bytes, for binary formats such as Parquet that
@@ -94,6 +67,8 @@ class TextSource:
         if self._pending is None:
             raise RuntimeError("raw_bytes() after the text was consumed")
         self._pending = None
+        if self._fault is not None:
+            raise self._fault  # a binary object cut short cannot be read at all
         parts, size = list(self._head_raw), sum(len(c) for c in self._head_raw)
         for chunk in self._bytes:
             size += len(chunk)
@@ -112,11 +87,24 @@ class TextSource:
         yield from self._head_raw
         yield from self._bytes
 
+    def finish(self) -> None:
+        """Raise the fault met while reading the head if no framing read past it (a parser
+        that saw an empty head, or stopped early): it must not pass as a clean object."""
+        if self._fault is not None:
+            fault, self._fault = self._fault, None
+            raise fault
+
     def _text_chunks(self) -> Iterator[str]:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             if pending:
                 yield pending
+        if self._fault is not None:
+            tail = self._decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+            fault, self._fault = self._fault, None
+            raise fault
         for chunk in self._bytes:
             text = self._decoder.decode(chunk)
             if text:
@@ -126,20 +114,63 @@ class TextSource:
             yield tail
 
     def lines(self) -> Iterator[str]:
-        """Each line without its line ending (LF or CRLF), the last unterminated one too."""
-        rest = ""
+        """Each line without its line ending (LF or CRLF), the last unterminated one too.
+
+        A line longer than ``MAX_LINE_CHARS`` is not held: it comes out as an empty line (so
+        line numbers stay true) and is listed in ``long_lines`` for the caller to dead-letter.
+        Linear time whatever the line length (the text of a line is joined once, at its end).
+        """
+        carry: list[str] = []  # the current line's pieces, no newline in them yet
+        carried = 0
+        overlong = 0  # while skipping a line longer than the cap: its length so far
+        sample = ""
+        number = 0
         for text in self._text_chunks():
-            rest += text
-            crlf = "\r" in rest
-            parts = rest.split("\n")
-            rest = parts.pop()
-            if crlf:
-                for line in parts:
-                    yield line[:-1] if line.endswith("\r") else line
-            else:
+            if "\n" not in text:
+                if overlong:
+                    overlong += len(text)
+                    continue
+                carry.append(text)
+                carried += len(text)
+                if carried > MAX_LINE_CHARS:
+                    sample, overlong = "".join(carry)[:200], carried
+                    carry, carried = [], 0
+                continue
+            parts = text.split("\n")
+            last = parts.pop()
+            if overlong:
+                self._long_line(number + 1, overlong + len(parts[0]), sample)
+                overlong = 0
+                parts[0] = ""
+            elif carry:
+                carry.append(parts[0])
+                parts[0] = "".join(carry)
+            if "\r" not in text and not parts[0].endswith("\r") and \
+                    max(map(len, parts)) <= MAX_LINE_CHARS:
+                number += len(parts)  # the common case: plain LF lines of sane length
                 yield from parts
-        if rest:
+                parts = []
+            for line in parts:
+                number += 1
+                if len(line) > MAX_LINE_CHARS:
+                    self._long_line(number, len(line), line[:200])
+                    line = ""
+                yield line[:-1] if line.endswith("\r") else line
+            carry, carried = ([last], len(last)) if last else ([], 0)
+            if carried > MAX_LINE_CHARS:
+                sample, overlong = last[:200], carried
+                carry, carried = [], 0
+        if overlong:
+            self._long_line(number + 1, overlong, sample)
+            yield ""
+        elif carry:
+            rest = "".join(carry)
             yield rest[:-1] if rest.endswith("\r") else rest
+
+    def _long_line(self, number: int, length: int, sample: str) -> None:
+        self.long_line_count += 1
+        if len(self.long_lines) < 100:
+            self.long_lines.append((number, length, sample))
 
     def json_values(self) -> Iterator[Any | JsonGarbage]:
         """Concatenated JSON values (newline-separated or back to back, as Firehose writes).
@@ -168,6 +199,7 @@ class TextSource:
     def json_array_items(self, key: str) -> Iterator[Any]:
         """Items of ``{"<key>": [ ... ]}`` one at a time (CloudTrail's Records).
 
+        Documents back to back (the members of an archive) are read one after the other.
         Raises ``ValueError`` if the text is not an object whose ``key`` holds an array.
         """
         cur = _JsonCursor(self._text_chunks())
@@ -181,7 +213,9 @@ class TextSource:
         slow_until = 0  # after a window orjson refused, the json module reads up to its end
         while cur.skip(" \t\r\n,"):
             if cur.buf[cur.pos] == "]":
-                return
+                if not _next_document(cur, opening, key):
+                    return
+                continue
             if cur.pos >= slow_until:
                 items, end = cur.fast_items()
                 if items is not None:
@@ -279,6 +313,11 @@ class _JsonCursor:
                         and len(self.buf) - self.pos < _MAX_VALUE_CHARS and self.more()):
                     continue
                 return None, err
+            except RecursionError:
+                # nested deeper than Python's decoder goes: one bad value, not a crash
+                return None, json.JSONDecodeError(
+                    "nested too deeply (thousands of levels) to be a log record", self.buf,
+                    self.pos)
             if (end == len(self.buf) and isinstance(value, (int, float))
                     and not self.exhausted and self.more()):
                 continue  # a number at the end of the buffer may go on in the next chunk
@@ -312,6 +351,25 @@ def _orjson(text: str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return _MISS
+
+
+def _next_document(cur: _JsonCursor, opening: re.Pattern[str], key: str) -> bool:
+    """After a closing ``]``: False at the end of the text (only braces and whitespace left),
+    True with ``cur`` inside the next document's array; anything else is a ``ValueError``
+    (content after the array must not be dropped unnoticed)."""
+    cur.pos += 1
+    if not cur.skip(" \t\r\n}\x00"):
+        return False
+    if cur.buf[cur.pos] != "{":
+        raise ValueError(f"unexpected content after the '{key}' array: "
+                         f"{cur.buf[cur.pos:cur.pos + 40]!r}")
+    while not (m := opening.search(cur.buf, cur.pos)):
+        if len(cur.buf) - cur.pos > HEAD_BYTES or not cur.more():
+            raise ValueError(f"a second JSON document without a '{key}' array follows")
+    if m.group(1) != "[":
+        raise ValueError(f"'{key}' is not an array")
+    cur.pos = m.end()
+    return True
 
 
 def _more_may_fix(err: json.JSONDecodeError, buf: str) -> bool:

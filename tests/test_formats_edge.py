@@ -146,8 +146,15 @@ def test_guardduty_bad_values_and_bad_lines() -> None:
     _fits(out, "AWSGuardDuty")
 
 
-def test_guardduty_first_line_not_json_is_a_format_error() -> None:
-    out = run(_text(["{oops", _finding()]), GD_KEY, override="guardduty")
+def test_guardduty_first_line_not_json_is_rejected_alone() -> None:
+    # a broken first line does not condemn the object (issue 8): it is one rejected record
+    out = run(_text(["{oops", _finding()]), GD_KEY)
+    assert out.error is None and out.fmt.name == "guardduty" and len(out.rows) == 1
+    assert [r.position for r in out.rejected] == [1] and "not JSON" in out.rejected[0].reason
+
+
+def test_guardduty_object_of_nothing_but_bad_lines_is_a_format_error() -> None:
+    out = run(_text(["{oops", "{still not", "nope", _finding()]), GD_KEY, override="guardduty")
     assert isinstance(out.error, FormatError) and "not JSON" in out.error.message
 
 

@@ -91,9 +91,9 @@ def test_unreadable_bodies_raise_with_a_reason(text, match):
 
 
 def test_object_ref_round_trips_through_json():
-    ref = ObjectRef(source="s", bucket="b", key="k y", size=3, etag="e", event_time="t")
+    ref = ObjectRef(source="s", bucket="bkt", key="k y", size=3, etag="e", event_time="t")
     assert ObjectRef.from_json(ref.to_json()) == ref
-    assert ref.identity == "b/k y@e"
+    assert ref.identity == "bkt/k y@e"
 
 
 def test_null_version_id_means_no_version():

@@ -7,7 +7,7 @@ from shared.notifications import ObjectRef
 from shared.poison import SCHEMA, for_body, for_object, read_envelope
 from shared.queues import MAX_MESSAGE_BYTES
 
-REF = ObjectRef(source="prod", bucket="b", key="AWSLogs/1/CloudTrail/x.json.gz", etag="e1")
+REF = ObjectRef(source="prod", bucket="bkt", key="AWSLogs/1/CloudTrail/x.json.gz", etag="e1")
 
 
 def test_object_envelope_names_object_records_status_and_service_text():

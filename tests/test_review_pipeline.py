@@ -43,7 +43,7 @@ def test_a_work_item_of_an_unknown_source_is_dead_lettered_as_a_replayable_objec
     world.add_source("known")
     world.configure()
     conn = pipeline.connector()
-    ref = ObjectRef(source="renamed", bucket="b", key="AWSLogs/x.json.gz", etag="abc")
+    ref = ObjectRef(source="renamed", bucket="bkt", key="AWSLogs/x.json.gz", etag="abc")
     stats = pipeline.process_object(conn, ref.to_json())
     assert stats.outcome == "dead_lettered"
     [item] = world.host().poison_items()

@@ -77,6 +77,14 @@ param uploadBackoffBaseSeconds string = '1.0'
 @maxValue(600)
 param uploadBackoffMaxSeconds int = 60
 
+@description('Optional. MAX_DECOMPRESSED_BYTES: most bytes one object may decompress to (a string: the default 10 GiB exceeds a Bicep int32 only in some tools).')
+param maxDecompressedBytes string = '10737418240'
+
+@description('Optional. MAX_EXPANSION_RATIO: most decompressed bytes per stored byte (after the first 16 MiB).')
+@minValue(10)
+@maxValue(100000)
+param maxExpansionRatio int = 1000
+
 @description('Optional. Most instances the Flex Consumption app scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -236,6 +244,8 @@ var appSettings = {
   UPLOAD_MAX_ATTEMPTS: string(uploadMaxAttempts)
   UPLOAD_BACKOFF_BASE_SECONDS: uploadBackoffBaseSeconds
   UPLOAD_BACKOFF_MAX_SECONDS: string(uploadBackoffMaxSeconds)
+  MAX_DECOMPRESSED_BYTES: maxDecompressedBytes
+  MAX_EXPANSION_RATIO: string(maxExpansionRatio)
 }
 
 module functionApp 'modules/function-app.bicep' = {

@@ -41,7 +41,7 @@ Binary objects (VPC Flow Logs in Parquet) cannot be parsed from decoded text: wh
 from __future__ import annotations
 
 from ..errors import FormatError
-from .base import Format, ObjectContext, Rejected, Skipped  # noqa: F401  (re-exported)
+from .base import Format, ObjectContext, Rejected, Skipped, tolerant_sniff  # noqa: F401
 from .provenance import KINDS, kind_of, undeclared
 from .registry import FORMATS, RAW
 
@@ -71,7 +71,7 @@ def detect(key: str, head: str, *, override: str | None = None,
     if by_key and not head.strip():
         return by_key[0]  # an empty object: nothing to confirm, and nothing will be sent
     for fmt in by_key:
-        if fmt.sniff(head):
+        if tolerant_sniff(fmt.sniff, head):  # a broken first line does not hide the format
             return fmt
     if by_key:
         names = ", ".join(f.name for f in by_key)
@@ -81,10 +81,10 @@ def detect(key: str, head: str, *, override: str | None = None,
                           "intended")
     if kind:  # the declared kind's envelopes first (their content tests may overlap others')
         for fmt in FORMATS:
-            if fmt.content_detectable and kind_of(fmt) == kind and fmt.sniff(head):
+            if fmt.content_detectable and kind_of(fmt) == kind and tolerant_sniff(fmt.sniff, head):
                 return fmt
     for fmt in FORMATS:
-        if fmt.content_detectable and fmt.sniff(head):
+        if fmt.content_detectable and tolerant_sniff(fmt.sniff, head):
             if kind_of(fmt) is not None:
                 raise undeclared(fmt, key, kind)
             return fmt

@@ -340,20 +340,53 @@ def split_fields(line: str) -> list[str]:
     return out
 
 
+LEADING_GARBAGE = 3  # bad values tolerated before the first good one (then: not JSON at all)
+
+
 def json_records(text: TextSource, what: str = "object") -> Iterator[tuple[int, Any]]:
     """(position, value) for each JSON value of a JSON-lines / concatenated-JSON object.
 
-    Non-JSON stretches after the first value come through as ``JsonGarbage`` values for the
-    caller to reject one by one; when the very first value is not JSON the content as a whole
+    Non-JSON stretches come through as ``JsonGarbage`` values for the caller to reject one by
+    one, also before the first good value (a bad first line does not condemn the object); when
+    the first ``LEADING_GARBAGE`` values (or all of them) are not JSON the content as a whole
     is not what the format expects: ``FormatError``.
     """
     position = 0
+    leading: list[Any] = []  # garbage (or bare scalars) before the first object or array
+    seen_json = False
     for value in text.json_values():
+        if not seen_json:
+            if not isinstance(value, (dict, list)):
+                leading.append(value)
+                if len(leading) >= LEADING_GARBAGE:
+                    break
+                continue
+            seen_json = True
+            for bad in leading:
+                position += 1
+                yield position, bad
         position += 1
-        if position == 1 and isinstance(value, JsonGarbage):
-            raise FormatError(f"{what} is not JSON: {value.reason} in "
-                              f"{value.raw.strip()[:80]!r}")
         yield position, value
+    if not seen_json and leading:
+        bad = [v for v in leading if isinstance(v, JsonGarbage)]
+        if not bad:
+            raise FormatError(f"{what} holds no JSON objects (starts with {leading[0]!r:.80})")
+        raise FormatError(f"{what} is not JSON: {bad[0].reason} in {bad[0].raw.strip()[:80]!r}")
+
+
+def tolerant_sniff(sniff: Callable[[str], bool], head: str) -> bool:
+    """``sniff(head)``, or the same on the head without its first line when that line is not
+    JSON (a JSON-lines object whose first line is broken is still that format)."""
+    if sniff(head):
+        return True
+    first, sep, rest = head.lstrip().partition("\n")
+    if not sep or not rest.strip():
+        return False
+    try:
+        json.loads(first)
+        return False  # the first line is fine: the content really does not match
+    except (ValueError, RecursionError):
+        return sniff(rest)
 
 
 def garbage(position: int, value: JsonGarbage, what: str) -> Rejected:

@@ -26,6 +26,7 @@ from .base import (
     garbage,
     json_records,
     json_text,
+    tolerant_sniff,
     when_epoch,
 )
 
@@ -54,7 +55,7 @@ def log_events(text: TextSource, what: str = "CloudWatch Logs subscription data"
     (not JSON, not a DATA_MESSAGE) as ``Rejected``, CONTROL_MESSAGEs as ``Skipped``."""
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError(f"{what} must be JSON objects with messageType "
                           "DATA_MESSAGE/CONTROL_MESSAGE and logEvents")
     position = 0

@@ -32,6 +32,7 @@ from .base import (
     int64,
     real,
     split_fields,
+    tolerant_sniff,
     when,
 )
 
@@ -121,7 +122,7 @@ def alb_row(f: list[str]) -> dict[str, Any]:
 def alb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not alb_sniff(text.head):
+    if not tolerant_sniff(alb_sniff, text.head):
         raise FormatError("ALB access log lines must start with the request type "
                           "(http/https/h2/grpcs/ws/wss) and an ISO time")
     yield from field_lines(text, "ALB access log", 12, alb_row)
@@ -166,7 +167,7 @@ def nlb_row(f: list[str]) -> dict[str, Any]:
 def nlb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not nlb_sniff(text.head):
+    if not tolerant_sniff(nlb_sniff, text.head):
         raise FormatError("NLB access log lines must start with 'tls <version> <time>'")
     yield from field_lines(text, "NLB access log", 11, nlb_row)
 
@@ -221,7 +222,7 @@ def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, Any
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not classic_sniff(text.head):
+    if not tolerant_sniff(classic_sniff, text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
     yield from field_lines(text, "classic ELB access log", 13, lambda f: classic_row(f, ctx))

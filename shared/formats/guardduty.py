@@ -28,6 +28,7 @@ from .base import (
     json_records,
     json_text,
     kql_string,
+    tolerant_sniff,
     trunc_int32,
     when,
 )
@@ -77,7 +78,7 @@ def map_finding(f: dict[str, Any]) -> dict[str, Any]:
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError("GuardDuty export must be JSON lines of findings "
                           "(schemaVersion, accountId, type, severity, ...)")
     position = 0

@@ -35,6 +35,7 @@ from .base import (
     json_text,
     kql_bool,
     kql_string,
+    tolerant_sniff,
     when,
     when_epoch,
 )
@@ -160,7 +161,7 @@ def _parser(kind: str, wanted: str | None, sniff: Callable[[str], bool],
     def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         if not text.head.strip():
             return  # an empty object holds no records
-        if not sniff(text.head):
+        if not tolerant_sniff(sniff, text.head):
             raise FormatError(f"Network Firewall {kind} log must be JSON lines of "
                               "{firewall_name, availability_zone, event_timestamp, event}"
                               + (f" with event_type {wanted!r}" if wanted else

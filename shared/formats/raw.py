@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import ObjectReadError
 from ..reader import HEAD_BYTES, JsonGarbage, TextSource
 from .base import (
     Format,
@@ -137,7 +138,35 @@ def _csv_rows(text: TextSource, base: dict[str, Any], names: list[str]) -> Itera
         yield _emit(row)
 
 
+# control characters no text log has, and U+FFFD (bytes that are not UTF-8)
+_NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\ufffd]")
+
+
+def binary_reason(sample: str) -> str | None:
+    """Why ``sample`` is binary rather than text, or None: NUL characters, or more than 30 %
+    control characters / invalid UTF-8 (a Latin-1 log line with a few accents stays text)."""
+    if not sample:
+        return None
+    if "\x00" in sample:
+        return "it holds NUL bytes"
+    if "\ufffd" not in sample and not _NOT_TEXT.search(sample):
+        return None
+    bad = len(_NOT_TEXT.findall(sample))
+    if bad * 10 > len(sample) * 3:
+        return f"{bad} of {len(sample)} characters are control characters or not UTF-8"
+    return None
+
+
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    why = binary_reason(text.head[:8192])
+    if why is not None:
+        # binary bytes never become rows: an unknown compression, an archive or a binary
+        # format that no parser claimed
+        what = "Parquet outside a VPC Flow Logs key" if text.head.startswith("PAR1") else \
+            "unknown binary content"
+        raise ObjectReadError(f"s3://{ctx.bucket}/{ctx.key}: unsupported compression/container: "
+                              f"{what} (starts with "
+                              f"{text.head[:16]!r}; {why}); not ingested as raw text")
     fallback = key_time(ctx.key) or ctx.event_time
     if _is_json(text.head):
         yield from _json_rows(text, _base(ctx, fallback, "json"))
@@ -149,6 +178,10 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     base = _base(ctx, fallback, "text")
     for n, line in enumerate(text.lines(), start=1):
         if not line.strip():
+            continue
+        why = binary_reason(line) if "\x00" in line or "\ufffd" in line else None
+        if why is not None:
+            yield Rejected(n, f"binary data in a text object ({why})", line[:200])
             continue
         fields = None
         if line.lstrip().startswith("{"):

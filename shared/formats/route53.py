@@ -24,6 +24,7 @@ from .base import (
     json_records,
     json_text,
     kql_string,
+    tolerant_sniff,
     when,
 )
 
@@ -57,7 +58,7 @@ def map_record(r: dict[str, Any]) -> dict[str, Any]:
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError("Route 53 Resolver query log must be JSON lines with query_name "
                           "and query_timestamp")
     for position, value in json_records(text, "Resolver query log"):

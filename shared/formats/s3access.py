@@ -17,7 +17,17 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, compact, dash, field_lines, int32, iso
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    compact,
+    dash,
+    field_lines,
+    int32,
+    iso,
+    tolerant_sniff,
+)
 
 KEY = re.compile(r"(^|/)\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9A-Z]{16}$")
 _LINE = re.compile(r"^\S+ \S+ \[\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ")
@@ -63,7 +73,7 @@ def map_fields(fields: list[str]) -> dict[str, Any]:
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError("S3 server access log lines must start with "
                           "'<owner> <bucket> [dd/Mon/yyyy:HH:MM:SS +0000] '")
     yield from field_lines(text, "S3 access log", MIN_FIELDS, map_fields)

@@ -31,6 +31,7 @@ from .base import (
     json_records,
     json_text,
     kql_string,
+    tolerant_sniff,
     when,
 )
 
@@ -118,7 +119,7 @@ def _findings(value: Any) -> tuple[list[Any], str | None, str | None]:
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError("Security Hub object must hold EventBridge 'Security Hub Findings' "
                           "events (or ASFF findings)")
     position = 0

@@ -82,6 +82,9 @@ DEFAULT_V2 = ("version account-id interface-id srcaddr dstaddr srcport dstport p
               "packets bytes start end action log-status").split()
 
 
+_KNOWN = set(FIELDS) | UNMAPPED | {f.replace("-", "_") for f in FIELDS}  # a header's first word
+
+
 def _name(field: str) -> str:
     return field.strip().lower().replace("_", "-")
 
@@ -259,6 +262,11 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                 mapper, width = line_mapper(names), len(names)
                 continue
         parts = line.split()
+        if parts and parts[0] in _KNOWN and (again := _header(line)) is not None:
+            # another header (objects concatenated): it rules the lines after it
+            names = again
+            mapper, width = line_mapper(names), len(names)
+            continue
         if len(parts) != width:
             if not parts:
                 continue

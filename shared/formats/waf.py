@@ -28,6 +28,7 @@ from .base import (
     json_records,
     json_text,
     kql_string,
+    tolerant_sniff,
     when_epoch,
 )
 
@@ -88,7 +89,7 @@ def map_record(r: dict[str, Any]) -> dict[str, Any]:
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
-    if not sniff(text.head):
+    if not tolerant_sniff(sniff, text.head):
         raise FormatError("WAF log must be JSON lines with webaclId and terminatingRuleId")
     for position, value in json_records(text, "WAF log"):
         if isinstance(value, JsonGarbage):
