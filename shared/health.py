@@ -38,6 +38,8 @@ class ObjectStats:
     records_out: int = 0
     records_dropped: int = 0
     records_skipped: int = 0
+    records_filtered: int = 0  # dropped by the source's filters (shared/filters.py)
+    filtered_by: dict[str, int] = field(default_factory=dict)
     bytes_in: int = 0
     batches: int = 0
     event_time_min: str | None = None
@@ -47,6 +49,10 @@ class ObjectStats:
     duration_ms: float = 0.0
     outcome: str = ""
     error: str | None = None
+
+    def filtered(self, rule: str) -> None:
+        self.records_filtered += 1
+        self.filtered_by[rule] = self.filtered_by.get(rule, 0) + 1
 
     def see_time(self, value: str | None) -> None:
         if not value:
@@ -74,6 +80,7 @@ class ObjectStats:
             "S3Bucket": self.bucket, "S3Key": self.key, "Format": self.format,
             "TargetTable": self.table, "RecordsIn": self.records_in,
             "RecordsOut": self.records_out, "RecordsDropped": self.records_dropped,
+            "RecordsFiltered": self.records_filtered, "FilteredByRule": self.filtered_by or None,
             "Bytes": self.bytes_in, "Batches": self.batches,
             "LatencySeconds": self.latency_seconds, "DurationMs": self.duration_ms,
             "EventTimeMin": self.event_time_min, "EventTimeMax": self.event_time_max,
@@ -107,6 +114,7 @@ class PollStats:
     circuit_state: str = "closed"
     error: str | None = None
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    filtered_by: dict[str, int] = field(default_factory=dict)  # this instance, since last beat
 
     def add(self, outcome: Forwarded) -> None:
         self.objects_enqueued += outcome.enqueued
@@ -122,7 +130,8 @@ class PollStats:
             "ObjectsSkipped": self.objects_skipped, "MessagesPoisoned": self.messages_poisoned,
             "SqsBacklog": self.sqs_backlog, "PoisonDepth": self.poison_depth,
             "CircuitState": self.circuit_state, "Outcome": "error" if self.error else "ok",
-            "Error": self.error,
+            "Error": self.error, "RecordsFiltered": sum(self.filtered_by.values()),
+            "FilteredByRule": self.filtered_by or None,
         }
         return {k: v for k, v in row.items() if v is not None}
 
