@@ -14,6 +14,8 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from .errors import ObjectReadError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -101,6 +103,15 @@ class TextSource:
             parts.append(chunk)
         return b"".join(parts)
 
+    def raw_chunks(self) -> Iterator[bytes]:
+        """The (decompressed) object as byte chunks, from its start, for binary formats (see
+        parquet_source.spooled). Only before any text was consumed."""
+        if self._pending is None:
+            raise RuntimeError("raw_chunks() after the text was consumed")
+        self._pending = None
+        yield from self._head_raw
+        yield from self._bytes
+
     def _text_chunks(self) -> Iterator[str]:
         if self._pending is not None:
             pending, self._pending = self._pending, None
@@ -119,10 +130,14 @@ class TextSource:
         rest = ""
         for text in self._text_chunks():
             rest += text
+            crlf = "\r" in rest
             parts = rest.split("\n")
             rest = parts.pop()
-            for line in parts:
-                yield line[:-1] if line.endswith("\r") else line
+            if crlf:
+                for line in parts:
+                    yield line[:-1] if line.endswith("\r") else line
+            else:
+                yield from parts
         if rest:
             yield rest[:-1] if rest.endswith("\r") else rest
 
@@ -135,6 +150,11 @@ class TextSource:
         cur = _JsonCursor(self._text_chunks())
         index = 0
         while cur.skip(" \t\r\n\x00"):
+            value = cur.fast_value()
+            if value is not _MISS:
+                index += 1
+                yield value
+                continue
             value, err = cur.decode()
             index += 1
             if err is None:
@@ -158,9 +178,16 @@ class TextSource:
         if m.group(1) != "[":
             raise ValueError(f"'{key}' is not an array")
         cur.pos = m.end()
+        slow_until = 0  # after a window orjson refused, the json module reads up to its end
         while cur.skip(" \t\r\n,"):
             if cur.buf[cur.pos] == "]":
                 return
+            if cur.pos >= slow_until:
+                items, end = cur.fast_items()
+                if items is not None:
+                    yield from items
+                    continue
+                slow_until = end
             value, err = cur.decode()
             if err is not None:
                 raise ValueError(f"invalid JSON in '{key}': {err.msg}") from err
@@ -198,6 +225,49 @@ class _JsonCursor:
             if self.exhausted or not self.more():
                 return False
 
+    # ---- the fast path: orjson where it reads exactly what the json module would --------
+
+    def fast_value(self) -> Any:
+        """The object or array at ``pos`` decoded by orjson, or ``_MISS`` (nothing consumed)
+        when it is not one complete value ending a line or followed by ``{`` (Firehose writes
+        values back to back); ``decode`` then reads it the reference way."""
+        buf, pos = self.buf, self.pos
+        if buf[pos] not in "{[":
+            return _MISS
+        line_end = buf.find("\n", pos)
+        if line_end < 0:
+            line_end = len(buf)
+        start = pos
+        for _ in range(8):  # a "}{" inside a string is tried and passed over, a few times
+            cut = buf.find("}{", start, line_end)
+            if cut >= 0:
+                end = cut + 1
+            elif line_end < len(buf) or self.exhausted:
+                end = line_end
+            else:
+                return _MISS  # the line goes on in text not read yet
+            value = _orjson(buf[pos:end])
+            if value is not _MISS:
+                self.pos = end
+                return value
+            if cut < 0:
+                return _MISS
+            start = cut + 1
+        return _MISS
+
+    def fast_items(self) -> tuple[list[Any] | None, int]:
+        """The array items from ``pos`` up to the last ``},{`` in the buffer, decoded by orjson
+        in one call; ``(None, end)`` when it cannot (``end``: where that window ended)."""
+        buf, pos = self.buf, self.pos
+        end = max(buf.rfind("},{", pos), buf.rfind("}, {", pos)) + 1
+        if end <= pos:
+            return None, 0
+        items = _orjson("[" + buf[pos:end] + "]")
+        if items is _MISS:
+            return None, end
+        self.pos = end
+        return items, end
+
     def decode(self) -> tuple[Any, json.JSONDecodeError | None]:
         """The next value as ``(value, None)``, or ``(None, error)`` when more text cannot
         fix the error (``pos`` is then left at the bad value)."""
@@ -216,6 +286,32 @@ class _JsonCursor:
             if self.pos > 1 << 20:
                 self.buf, self.pos = self.buf[self.pos:], 0
             return value, None
+
+
+_MISS = object()
+# bytes.translate table: ASCII digits -> "d", '"' -> "q", every other byte -> " "
+_NUMBER_TABLE = bytes(100 if 48 <= c <= 57 else 113 if c == 34 else 32 for c in range(256))
+_LONG_NUMBER = b" " + b"d" * 19
+
+
+def _orjson(text: str) -> Any:
+    """``text`` decoded by orjson when that gives what ``json.loads`` gives, else ``_MISS``.
+
+    orjson refuses what json also refuses, and NaN/Infinity, lone surrogates and numbers
+    overflowing a double, which json accepts: those go to json (``_MISS``). The one value
+    orjson reads differently is an integer beyond 64 bits (it gives a float): any number of
+    19 digits or more, which a JSON number only is when not right after a quote, goes to json.
+    """
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        return _MISS
+    if _LONG_NUMBER in data.translate(_NUMBER_TABLE):
+        return _MISS
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _MISS
 
 
 def _more_may_fix(err: json.JSONDecodeError, buf: str) -> bool:

@@ -2,7 +2,9 @@
 import gzip
 import json
 
-from shared.batching import Batch, Oversize, batches
+import pytest
+
+from shared.batching import FIELD_LIMIT, Batch, Oversize, batches, clip
 
 
 def rows(n, size=100):
@@ -34,3 +36,55 @@ def test_split_keeps_positions_and_rows_together():
     left, right = b.split()
     assert left.positions == [0, 1] and right.positions == [2, 3, 4]
     assert [r["i"] for r in json.loads(right.body())] == [2, 3, 4]
+
+
+def test_nan_and_infinity_leave_as_null_so_the_body_stays_valid_json():
+    # Python's json module reads the literals NaN / Infinity from hostile input; the service
+    # refuses a body with them bare, so they must leave as null
+    nan_rows = [(0, {"Message": "a", "Score": float("nan"), "Nested": {"x": [float("inf")]}}),
+                (1, {"Message": "b", "Big": 2 ** 70, "Low": float("-inf")})]  # json fallback
+    [b] = list(batches(nan_rows, 100_000))
+    body = b.body()
+    assert b"NaN" not in body and b"Infinity" not in body
+    assert json.loads(body, parse_constant=lambda c: pytest.fail(f"bare {c}")) == [
+        {"Message": "a", "Score": None, "Nested": {"x": [None]}},
+        {"Message": "b", "Big": 2 ** 70, "Low": None}]
+
+
+def test_a_lone_surrogate_still_gives_valid_json():
+    [b] = list(batches([(0, {"Message": "x\ud800y"})], 1000))
+    assert json.loads(b.body()) == [{"Message": "x\ud800y"}]
+    b.body().decode("utf-8")  # strict UTF-8
+
+
+def test_fields_over_64_kb_are_clipped_visibly_and_counted():
+    clips = []
+    big = "é" * 40_000 + "tail"  # 80,004 bytes of UTF-8
+    rows_in = [(0, {"Message": big, "Small": "s"}),
+               (1, {"Dyn": {"k": "v" * 70_000}, "Other": "x" * 70_000}),
+               (2, {"Message": "x" * FIELD_LIMIT})]  # exactly at the limit: kept whole
+    [b] = list(batches(rows_in, 1_000_000, on_clip=clips.append))
+    out = json.loads(b.body())
+    assert clips == [1, 2]
+    msg = out[0]["Message"]
+    assert len(msg.encode()) <= FIELD_LIMIT and msg.startswith("é" * 1000)
+    kept = len(msg.split("...[clipped ")[0].encode())
+    assert msg.endswith(f"...[clipped {len(big.encode()) - kept} bytes]")
+    assert out[0]["Small"] == "s"
+    assert out[1]["Dyn"].startswith('{"k":"vvv') and "...[clipped " in out[1]["Dyn"]
+    assert len(out[1]["Other"].encode()) <= FIELD_LIMIT
+    assert out[2]["Message"] == "x" * FIELD_LIMIT
+
+
+def test_clip_never_cuts_inside_a_character():
+    text = "€" * 30_000  # 3 bytes each
+    out = clip(text)
+    out.encode("utf-8")
+    assert len(out.encode()) <= FIELD_LIMIT and out.startswith("€" * 21_000)
+
+
+def test_bodies_are_gzip_any_reader_opens():
+    [b] = list(batches(rows(50), 100_000))
+    gz = b.gzipped()
+    assert gz[:2] == b"\x1f\x8b" and gzip.decompress(gz) == b.body()
+    assert b.gzipped() == gz  # deterministic (no timestamp in the header)

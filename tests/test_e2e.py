@@ -438,3 +438,20 @@ def test_a_message_sqs_refuses_to_delete_is_counted_and_left_for_dedup(world, ca
     # after its visibility timeout and its objects are deduplicated), nothing raises
     assert stats.messages_deleted == 1
     assert "ReceiptHandleIsInvalid" in caplog.text
+
+
+def test_a_field_over_64_kb_arrives_clipped_and_the_health_row_counts_it(world):
+    # GIVEN CloudTrail events whose requestParameters are 70 KB of JSON text (the service
+    # would silently cut the field at 64 KB)
+    src = world.add_source("clip")
+    key, data, n = cloudtrail(3, pad=70_000)
+    world.put(src, key, data)
+    run(world)
+    rows = world.accepted(CT)
+    assert len(rows) == n
+    for r in rows:
+        text = r["RequestParameters"]
+        assert len(text.encode()) <= 64 * 1024 and text.startswith('{"bucketName":"finance"')
+        assert text.endswith(" bytes]") and "...[clipped " in text
+    [health] = health_rows(world, "object")
+    assert health["FieldsClipped"] == n and health["Outcome"] == "delivered"

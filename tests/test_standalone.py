@@ -39,3 +39,11 @@ def test_ci_runs_the_readme_test_command_from_a_lone_clone() -> None:
     run = (ROOT / ".ci" / "run").read_text()
     assert "git clone" in run and "make test" in run
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_every_test_data_file_is_committed() -> None:
+    """A fixture that .gitignore hides (a ``*.log`` sample) passes here, fails in a clone."""
+    ignored = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard",
+                              "tests/fixtures", "tests/reference", "tests/golden", "tests/events"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert [p for p in ignored if "__pycache__" not in p] == []

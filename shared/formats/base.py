@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Union
 
+import orjson
+
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
 
@@ -95,8 +97,19 @@ def iso_from_epoch_ms(ms: float | int | str) -> str:
     return iso(datetime.fromtimestamp(float(ms) / 1000.0, tz=UTC))
 
 
+# Text that is already what iso_from_text gives (UTC, "Z", whole seconds or 6 digits of a
+# nonzero fraction): it is kept as is once datetime accepts it, without the round trip
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?Z", re.ASCII)
+
+
 def iso_from_text(value: str) -> str:
     """Normalise an ISO-8601 timestamp (Z or offset) to UTC ISO; raises ValueError."""
+    if _CANONICAL.fullmatch(value):
+        try:
+            datetime.fromisoformat(value)  # a valid date and time (else: the error below)
+            return value
+        except ValueError:
+            pass
     dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     return iso(dt)
 
@@ -137,6 +150,8 @@ def int32(value: Any) -> int | None:
 
 def int64(value: Any) -> int | None:
     """A value for a ``long`` column (whole numbers only; '-', '' and junk give None)."""
+    if value.__class__ is int:
+        return value
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -187,6 +202,8 @@ def kql_string(value: Any) -> str | None:
     None and the empty string give None (KQL yields "", which an analyst cannot tell apart
     from an absent value; absent keeps the row small).
     """
+    if value.__class__ is str:
+        return value or None
     if value is None:
         return None
     if isinstance(value, str):
@@ -199,7 +216,7 @@ def kql_string(value: Any) -> str | None:
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return repr(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(value)
 
 
 def kql_bool(value: Any) -> bool | None:
@@ -222,25 +239,51 @@ def dash(value: str | None) -> str | None:
     return None if value is None or value in ("-", "") else value
 
 
+# Recent answers of when / when_epoch: the times of one log object repeat (a second holds many
+# records). Bounded; plain dicts are safe to share between the worker's threads.
+_WHEN: dict[Any, str | None] = {}
+_WHEN_EPOCH: dict[Any, str | None] = {}
+_CACHE_MAX = 8192
+
+
 def when(value: Any) -> str | None:
     """An ISO-8601 text or a datetime column value, or None when it is not a valid time."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
     try:
-        return iso_from_text(value)
-    except ValueError:
-        return None
+        return _WHEN[value]
+    except KeyError:
+        pass
+    result = None
+    if value.strip():
+        try:
+            result = iso_from_text(value)
+        except ValueError:
+            pass
+    if len(_WHEN) >= _CACHE_MAX:
+        _WHEN.clear()
+    _WHEN[value] = result
+    return result
 
 
 def when_epoch(value: Any, *, millis: bool = False) -> str | None:
     """Epoch seconds (or milliseconds) as number or text -> ISO, None when not a time."""
     if value is None or isinstance(value, bool):
         return None
+    key = (value, millis)
+    try:
+        return _WHEN_EPOCH[key]
+    except (KeyError, TypeError):  # TypeError: unhashable (a list), not a time either
+        pass
     try:
         number = float(value)
-        return iso_from_epoch_ms(number) if millis else iso_from_epoch(number)
+        result = iso_from_epoch_ms(number) if millis else iso_from_epoch(number)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
+    if len(_WHEN_EPOCH) >= _CACHE_MAX:
+        _WHEN_EPOCH.clear()
+    _WHEN_EPOCH[key] = result
+    return result
 
 
 def compact(row: dict[str, Any]) -> dict[str, Any]:
@@ -276,17 +319,24 @@ def split_fields(line: str) -> list[str]:
     that merely contains quotes (NLB's ``"h2","http/1.1"``) is kept as written; brackets are
     removed.
     """
+    if '"' not in line and "[" not in line:
+        return line.split()  # what the tokenizer gives when nothing is quoted or bracketed
     out = []
+    append = out.append
     for token in _TOKEN.findall(line):
         first = token[0]
         if first == "[" and token[-1] == "]" and len(token) > 1:
-            out.append(token[1:-1])
+            append(token[1:-1])
         elif first == '"':
+            inner = token[1:-1]
+            if len(token) > 1 and token[-1] == '"' and '"' not in inner and "\\" not in inner:
+                append(inner)  # what _QUOTED.fullmatch gives for a plain quoted string
+                continue
             q = _QUOTED.fullmatch(token)
-            out.append((q.group(1).replace('\\"', '"') if "\\" in token else q.group(1))
-                       if q else token)
+            append((q.group(1).replace('\\"', '"') if "\\" in token else q.group(1))
+                   if q else token)
         else:
-            out.append(token)
+            append(token)
     return out
 
 
@@ -310,8 +360,31 @@ def garbage(position: int, value: JsonGarbage, what: str) -> Rejected:
     return Rejected(position, f"{what}: {value.reason}", value.raw)
 
 
+# json.dumps(value, separators=(",", ":"), ensure_ascii=False[, default=str]) without building
+# a JSONEncoder on every call
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+# orjson writes what json writes (strings, ints, keys, nesting) except: NaN/Infinity (null
+# instead), floats that json writes with an exponent (orjson: 0.00001, 1.5e-7, 1e16 alike:
+# every such float starts right after a delimiter and has an "e" or is 0.0000...), and what it
+# refuses (integers over 64 bits, non-string keys, lone surrogates: TypeError)
+_MAYBE_OTHER_FLOAT = re.compile(rb"[:,\[]-?(?:0\.0000|\d+(?:\.\d+)?[eE])")
+
+
+def compact_json(value: Any) -> str:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, the same text, by
+    orjson where it writes the same text (a few times faster), else by json."""
+    try:
+        out = orjson.dumps(value)
+    except TypeError:
+        return _compact_json(value)
+    if b"null" in out or _MAYBE_OTHER_FLOAT.search(out):
+        return _compact_json(value)  # a null may have been a NaN; a float may differ
+    return out.decode()
+
+
 def json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _json_text(value)
 
 
 def field_lines(text: TextSource, fmt: str, minimum: int,

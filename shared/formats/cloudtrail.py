@@ -6,14 +6,22 @@ flattened, ``TimeGenerated`` is ``eventTime``.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, Rejected, Skipped, iso_from_text, when
+from .base import (
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    Skipped,
+    compact_json,
+    iso_from_text,
+    when,
+)
 
 KEY = re.compile(r"(^|/)\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$"
                  r"|/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/")
@@ -33,11 +41,11 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(value)
 
 
 def _bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
+    if value is True or value is False:
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
@@ -45,17 +53,18 @@ def _bool(value: Any) -> bool | None:
 
 
 def map_event(ev: dict[str, Any]) -> dict[str, Any]:
-    ui = ev.get("userIdentity") or {}
+    get = ev.get
+    ui = get("userIdentity") or {}
     ctx = ui.get("sessionContext") or {}
     issuer = ctx.get("sessionIssuer") or {}
     attrs = ctx.get("attributes") or {}
-    tls = ev.get("tlsDetails") or {}
-    add = ev.get("additionalEventData")
+    tls = get("tlsDetails") or {}
+    add = get("additionalEventData")
     created = attrs.get("creationDate")
     row: dict[str, Any] = {
         "TimeGenerated": iso_from_text(ev["eventTime"]),
         "OperationName": "CloudTrail",  # the table documents it as this constant
-        "EventVersion": ev.get("eventVersion"),
+        "EventVersion": get("eventVersion"),
         "UserIdentityType": ui.get("type"),
         "UserIdentityPrincipalid": ui.get("principalId"),
         "UserIdentityArn": ui.get("arn"),
@@ -70,28 +79,28 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         "SessionIssuerArn": issuer.get("arn"),
         "SessionIssuerAccountId": issuer.get("accountId"),
         "SessionIssuerUserName": issuer.get("userName"),
-        "EventSource": ev.get("eventSource"),
-        "EventName": ev.get("eventName"),
-        "AWSRegion": ev.get("awsRegion"),
-        "SourceIpAddress": ev.get("sourceIPAddress"),
-        "UserAgent": ev.get("userAgent"),
-        "ErrorCode": ev.get("errorCode"),
-        "ErrorMessage": ev.get("errorMessage"),
-        "RequestParameters": _text(ev.get("requestParameters")),
-        "ResponseElements": _text(ev.get("responseElements")),
+        "EventSource": get("eventSource"),
+        "EventName": get("eventName"),
+        "AWSRegion": get("awsRegion"),
+        "SourceIpAddress": get("sourceIPAddress"),
+        "UserAgent": get("userAgent"),
+        "ErrorCode": get("errorCode"),
+        "ErrorMessage": get("errorMessage"),
+        "RequestParameters": _text(get("requestParameters")),
+        "ResponseElements": _text(get("responseElements")),
         "AdditionalEventData": _text(add),
-        "AwsRequestId_": ev.get("requestID"),
-        "AwsEventId": ev.get("eventID"),
-        "EventTypeName": ev.get("eventType"),
-        "APIVersion": ev.get("apiVersion"),
-        "ReadOnly": _bool(ev.get("readOnly")),
-        "Resources": _text(ev.get("resources")),
-        "RecipientAccountId": ev.get("recipientAccountId"),
-        "ServiceEventDetails": _text(ev.get("serviceEventDetails")),
-        "SharedEventId": ev.get("sharedEventID"),
-        "VpcEndpointId": ev.get("vpcEndpointId"),
-        "ManagementEvent": _bool(ev.get("managementEvent")),
-        "Category": ev.get("eventCategory"),
+        "AwsRequestId_": get("requestID"),
+        "AwsEventId": get("eventID"),
+        "EventTypeName": get("eventType"),
+        "APIVersion": get("apiVersion"),
+        "ReadOnly": _bool(get("readOnly")),
+        "Resources": _text(get("resources")),
+        "RecipientAccountId": get("recipientAccountId"),
+        "ServiceEventDetails": _text(get("serviceEventDetails")),
+        "SharedEventId": get("sharedEventID"),
+        "VpcEndpointId": get("vpcEndpointId"),
+        "ManagementEvent": _bool(get("managementEvent")),
+        "Category": get("eventCategory"),
         "TlsVersion": tls.get("tlsVersion"),
         "CipherSuite": tls.get("cipherSuite"),
         "ClientProvidedHostHeader": tls.get("clientProvidedHostHeader"),
@@ -100,13 +109,13 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
     row["EC2RoleDelivery"] = _text(ctx.get("ec2RoleDelivery"))
     # Insights events name the API they are about in insightDetails; the table has no insight
     # columns, so the details go where additional data goes rather than being lost
-    insight = ev.get("insightDetails")
+    insight = get("insightDetails")
     if isinstance(insight, dict):
         row["EventSource"] = row["EventSource"] or insight.get("eventSource")
         row["EventName"] = row["EventName"] or insight.get("eventName")
         if row["AdditionalEventData"] is None:
             row["AdditionalEventData"] = _text({"insightDetails": insight})
-    row.update(_ip_permission(ev.get("requestParameters")))
+    row.update(_ip_permission(get("requestParameters")))
     return {k: v for k, v in row.items() if v is not None}
 
 

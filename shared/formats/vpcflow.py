@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import FormatError
@@ -147,6 +147,93 @@ def _time(row: dict[str, Any], fallback: str | None) -> str | None:
     return row.get("Start") or row.get("End") or fallback
 
 
+# ---- text records: one compiled field table per header (the hot loop) ------------------------
+
+_EPOCH_CACHE: dict[str, str | None] = {}  # epoch text -> ISO; flow logs repeat a few values
+_EPOCH_CACHE_MAX = 65536
+
+
+def _int32_text(value: str) -> int | None:
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if -2147483648 <= number <= 2147483647 else None
+
+
+def _int64_text(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _epoch_text(value: str) -> str | None:
+    try:
+        return _EPOCH_CACHE[value]
+    except KeyError:
+        pass
+    number = _int64_text(value)
+    stamp = when_epoch(number) if number is not None else None
+    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
+        _EPOCH_CACHE.clear()
+    _EPOCH_CACHE[value] = stamp
+    return stamp
+
+
+def field_table(names: list[str]) -> tuple[tuple[int, str, str], ...]:
+    """(index in the line, column, kind) for the mapped fields of a header, in the order
+    ``map_record(dict(zip(names, parts)))`` gives them (a name given twice keeps its first
+    place and its last value, as the dict did)."""
+    last = {name: i for i, name in enumerate(names)}
+    table = []
+    for name in dict.fromkeys(names):
+        spec = FIELDS.get(name)
+        if spec is not None:
+            table.append((last[name], spec[0], spec[1]))
+    return tuple(table)
+
+
+_INT = """        try:
+            x = int(v)
+        except ValueError:
+            x = None
+        if x is not None{range}:
+            row[{column!r}] = x
+"""
+_LINE_MAPPERS: dict[tuple[str, ...], Callable[[list[str]], dict[str, Any]]] = {}
+
+
+def line_mapper(names: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+    """The function that maps the split fields of one record line of this header to its row
+    (``TimeGenerated`` first, still None; '-' and junk dropped): the same columns as
+    ``map_record(dict(zip(names, parts)))``, written out field by field once per header (the
+    hot loop of the biggest log type: no per-field lookups, calls or dicts). Only column names
+    from FIELDS and field indexes go into the generated code, never text of the object."""
+    key = tuple(names)
+    mapper = _LINE_MAPPERS.get(key)
+    if mapper is not None:
+        return mapper
+    code = ["def _map(parts):", "    row = {'TimeGenerated': None}"]
+    for i, column, kind in field_table(names):
+        code += [f"    v = parts[{i}]", "    if v != '-':"]
+        if kind == _STR:
+            code.append(f"        row[{column!r}] = v")
+        elif kind == "epoch":
+            code += ["        x = _epoch(v)", "        if x is not None:",
+                     f"            row[{column!r}] = x"]
+        else:
+            bounds = " and -2147483648 <= x <= 2147483647" if kind == "int" else ""
+            code.append(_INT.format(range=bounds, column=column).rstrip("\n"))
+    code.append("    return row")
+    scope: dict[str, Any] = {"_epoch": _epoch_text}
+    exec(compile("\n".join(code), f"<vpcflow line mapper {len(names)} fields>", "exec"), scope)
+    mapper = scope["_map"]
+    if len(_LINE_MAPPERS) < 64:  # headers repeat: a few formats per account
+        _LINE_MAPPERS[key] = mapper
+    return mapper
+
+
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not text.head.strip():
         return  # an empty object holds no records
@@ -155,36 +242,44 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "(Format.parse_bytes); install pyarrow to read Parquet")
     fallback = key_time(ctx.key) or ctx.event_time
     names: list[str] | None = None
+    mapper: Callable[[list[str]], dict[str, Any]] = dict
+    width = 0
+    n = 0
     for n, line in enumerate(text.lines(), start=1):
         if names is None:
             names = _header(line)
-            if names is not None:
-                continue
-            if _default_record(line):
-                names = DEFAULT_V2  # no header line: the documented default format
+            if names is None:
+                if _default_record(line):
+                    names = DEFAULT_V2  # no header line: the documented default format
+                else:
+                    raise FormatError("VPC flow log must start with a header line of field "
+                                      f"names (version account-id ...); line 1 is {line[:120]!r}")
+                mapper, width = line_mapper(names), len(names)
             else:
-                raise FormatError("VPC flow log must start with a header line of field names "
-                                  f"(version account-id ...); line 1 is {line[:120]!r}")
-        if not line.strip():
-            continue
+                mapper, width = line_mapper(names), len(names)
+                continue
         parts = line.split()
-        if len(parts) != len(names):
+        if len(parts) != width:
+            if not parts:
+                continue
             yield Rejected(n, f"VPC flow record has {len(parts)} fields, the header names "
-                              f"{len(names)}", line)
+                              f"{width}", line)
             continue
-        row = map_record(dict(zip(names, parts)))
-        stamp = _time(row, fallback)
+        row = mapper(parts)
+        stamp = row.get("Start") or row.get("End") or fallback
         if stamp is None:
             yield Rejected(n, "VPC flow record has no start/end time and the object no "
                               "timestamp", line)
             continue
-        yield {"TimeGenerated": stamp, **row}
+        row["TimeGenerated"] = stamp
+        yield row
     if names is None:
         raise FormatError("VPC flow log object is empty (not even a header line)")
 
 
-def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
-    """Parquet flow logs (column names with underscores). Needs the optional ``pyarrow``."""
+def parse_parquet(data: Any, ctx: ObjectContext) -> Iterator[Item]:
+    """Parquet flow logs (column names with underscores), row group by row group from bytes or
+    a seekable binary file (parquet_source.spooled). Needs the optional ``pyarrow``."""
     try:
         import pyarrow.parquet as pq  # optional: not in requirements.txt
     except ImportError as err:
@@ -192,7 +287,8 @@ def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
                           "(pip install pyarrow) to read it") from err
     fallback = key_time(ctx.key) or ctx.event_time
     try:
-        batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=10_000)
+        source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        batches = pq.ParquetFile(source).iter_batches(batch_size=10_000)
         first = next(batches, None)
     except Exception as err:  # pyarrow raises its own error types
         raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err

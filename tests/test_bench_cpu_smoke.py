@@ -1,0 +1,30 @@
+"""benchmarks/cpu.py runs its three paths (ours, the floor, the SDK's list upload over a
+discarding transport) on a small object of every format and they agree on the records.
+Not a timing test: speed is measured by `python -m benchmarks.cpu`."""
+import pytest
+
+from benchmarks import cpu
+
+
+@pytest.mark.parametrize("name", list(cpu.FORMATS))
+def test_the_three_paths_see_the_same_records(name):
+    key, data, n = cpu.build(name, 0.02)
+    framing = cpu.FORMATS[name][2]
+    ours = cpu.ours(key, data)
+    assert ours > 0
+    assert ours == cpu.floor(key, data, framing) == cpu.sdk(key, data)
+    if name in ("cloudtrail", "vpcflow", "guardduty", "alb", "waf", "s3access", "cloudwatch"):
+        assert ours == n  # the generators' records all map
+
+
+def test_the_sdk_path_really_sends_requests_through_the_transport():
+    key, data, _ = cpu.build("vpcflow", 0.3)
+    before = cpu.sdk_requests()
+    cpu.sdk(key, data)
+    assert cpu.sdk_requests() > before
+
+
+def test_measure_reports_every_key_results_json_needs():
+    r = cpu.measure("guardduty", 0.02, 1)
+    assert {"mb_s", "records_s", "floor_mb_s", "sdk_mb_s", "ratio_vs_floor", "ratio_vs_sdk",
+            "input_mb"} <= set(r)

@@ -1,0 +1,78 @@
+"""The orjson fast path of the JSON framing reads exactly what the json module reads.
+
+Each input is framed twice, once as shipped and once with the fast path switched off (every
+value through json.JSONDecoder.raw_decode, the reference), in whole and in small chunks; the
+values, garbage positions and errors must be the same.
+"""
+import json
+
+import pytest
+
+from shared import reader
+from shared.reader import JsonGarbage, TextSource
+
+
+def _frame(text: str, how: str, chunk: int, key: str = "Records"):
+    data = text.encode()
+    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    src = TextSource(iter(pieces))
+    out = []
+    try:
+        items = src.json_values() if how == "values" else src.json_array_items(key)
+        for v in items:
+            out.append(("garbage", v.index, v.reason, v.raw) if isinstance(v, JsonGarbage)
+                       else ("value", repr(v)))  # repr: NaN == NaN, 1 != 1.0, int vs float
+    except ValueError as err:
+        out.append(("error", str(err)))
+    return out
+
+
+def _same(monkeypatch, text: str, how: str) -> None:
+    for chunk in (len(text.encode()) + 1, 7, 64):
+        fast = _frame(text, how, chunk)
+        with monkeypatch.context() as m:
+            m.setattr(reader, "_orjson", lambda t: reader._MISS)
+            slow = _frame(text, how, chunk)
+        assert fast == slow, (chunk, fast, slow)
+
+
+TRICKY = [
+    {"big": 18446744073709551616, "neg": -9223372036854775809, "ok": 9223372036854775807},
+    {"id": "31953106606966983378809025079804211143289615424298221568", "n": 1},
+    {"s": "a}{b", "t": "x},{y", "u": "}, {"},
+    {"nested": [{"a": 1}, {"b": [{"c": None}]}], "f": 1.5e-07, "g": 1e16, "h": -0.0},
+    {"uni": "é€𝄞", "esc": "\u0000\t\"\\", "lone": "\ud800"},
+    [1, 2, {"x": "y"}],
+]
+
+
+@pytest.mark.parametrize("sep", ["\n", "", "\r\n", "\n\n  ", " "])
+def test_json_values_fast_path_reads_what_json_reads(monkeypatch, sep):
+    parts = [json.dumps(v) for v in TRICKY] + ['{"a": 1, "a": 2}', '{"n": NaN, "i": Infinity}',
+                                                "not json",
+                                                '{"pretty":\n  [1,\n 2]}', '{"x": 1e999}',
+                                                "12345678901234567890123", '"str"', "true",
+                                                '{"cut": ']
+    _same(monkeypatch, sep.join(parts), "values")
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_json_array_items_fast_path_reads_what_json_reads(monkeypatch, compact):
+    seps = (",", ":") if compact else (", ", ": ")
+    records = [{"eventVersion": "1.08", "i": i, "r": [{"a": {"b": i}}, {"c": "},{"}]}
+               for i in range(300)] + TRICKY
+    text = json.dumps({"Records": records}, separators=seps)
+    _same(monkeypatch, text, "items")
+    _same(monkeypatch, text.replace('"i": 5', '"i": NaN').replace('"i":5', '"i":NaN'), "items")
+    _same(monkeypatch, text[:len(text) // 2], "items")  # truncated
+    bad = text.replace('"i": 7,', '"i": 7,,').replace('"i":7,', '"i":7,,')
+    _same(monkeypatch, bad, "items")
+
+
+def test_fast_path_is_taken_for_ordinary_lines(monkeypatch):
+    calls = []
+    real = reader._orjson
+    monkeypatch.setattr(reader, "_orjson", lambda t: calls.append(1) or real(t))
+    text = "\n".join(json.dumps({"i": i}) for i in range(100))
+    assert [v["i"] for v in TextSource(iter([text.encode()])).json_values()] == list(range(100))
+    assert len(calls) >= 99  # the last line, with no newline after it, may go the json way
