@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from .errors import ConnectorError, FormatError
+from .config import Source, load_sources
+from .errors import ConfigError, ConnectorError, FormatError
 from .formats.base import iso
 from .reader import TextSource, decompress
 from .schemas import all_schemas, violations
@@ -38,7 +39,8 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
-                 rows: int = 3, kind: str | None = None) -> dict[str, Any]:
+                 rows: int = 3, kind: str | None = None,
+                 source: Source | None = None) -> dict[str, Any]:
     """Detect, parse and check ``path``; a dict a person or a test can read.
 
     Keys: file, key, format, table, stream, records (rows mapped), rejected
@@ -52,7 +54,11 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
         "file": str(file), "key": key, "format": None, "table": None, "stream": None,
         "records": 0, "rejected": [], "skipped": 0, "skipped_reasons": [],
         "schema_errors": [], "rows": [], "error": None,
+        "filtered": 0, "filtered_by_rule": {}, "bytes_sent": 0, "bytes_filtered": 0,
     }
+    if source is not None:  # the source's formatRules and kinds, as the pipeline applies them
+        fmt = fmt or source.format_for(key)
+        kind = kind or source.kind_for(key)
     try:
         mtime = iso(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
         text = TextSource(decompress(_chunks(file), where=str(file)), where=str(file))
@@ -78,6 +84,15 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
                 skipped_reasons.add(item.reason)
             else:
                 result["records"] += 1
+                size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False))
+                rule = source.filters.rule_for(chosen.table, item) if source else None
+                if rule is not None:
+                    result["filtered"] += 1
+                    by_rule = result["filtered_by_rule"]
+                    by_rule[rule] = by_rule.get(rule, 0) + 1
+                    result["bytes_filtered"] += size
+                    continue
+                result["bytes_sent"] += size
                 problems = violations(chosen.table, item) if chosen.table else []
                 if problems:
                     result["schema_errors"].append({"position": result["records"],
@@ -108,6 +123,13 @@ def render(result: dict[str, Any]) -> str:
     lines.append(f"records:  {result['records']} mapped, {len(result['rejected'])} rejected, "
                  f"{result['skipped']} skipped, {len(result['schema_errors'])} with schema "
                  "errors")
+    if result["filtered"]:
+        total = result["bytes_sent"] + result["bytes_filtered"]
+        share = 100.0 * result["bytes_filtered"] / total if total else 0.0
+        rules = ", ".join(f"{r}: {n}" for r, n in sorted(result["filtered_by_rule"].items()))
+        lines.append(f"filtered: {result['filtered']} of {result['records']} records by the "
+                     f"source's filters ({rules}); {result['bytes_filtered']:,} of {total:,} "
+                     f"row bytes ({share:.1f} %) not sent")
     for reason in result["skipped_reasons"]:
         lines.append(f"skipped:  {reason}")
     for rej in result["rejected"][:20]:
@@ -136,12 +158,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kind", choices=sorted(formats.KINDS),
                         help="treat the key's prefix as declared to carry this kind (the "
                              "source's \"kinds\" setting)")
+    parser.add_argument("--source", metavar="NAME",
+                        help="apply this AWS_SOURCES source's formatRules, kinds and filters "
+                             "(AWS_SOURCES from the environment): shows what would be dropped")
     parser.add_argument("--rows", type=int, default=3, metavar="N",
                         help="how many mapped rows to show (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    source = None
+    if args.source:
+        try:
+            source = next((s for s in load_sources() if s.name == args.source), None)
+        except ConfigError as err:
+            print(err.message, file=sys.stderr)
+            return 2
+        if source is None:
+            print(f"no source named {args.source!r} in AWS_SOURCES", file=sys.stderr)
+            return 2
     result = inspect_file(args.file, args.fmt, key=args.key, rows=max(args.rows, 0),
-                          kind=args.kind)
+                          kind=args.kind, source=source)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
     else:

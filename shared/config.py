@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .filters import Filters
+from .filters import parse as parse_filters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,6 +46,7 @@ class Source:
     # key prefix -> sensitive kind (cloudtrail, guardduty, securityhub) that prefix carries,
     # longest prefix first: the only way content without AWS's key layout becomes such rows
     kinds: tuple[tuple[str, str], ...] = ()
+    filters: Filters = field(default_factory=Filters)  # shared/filters.py: drop before batching
 
     @property
     def uses_keys(self) -> bool:
@@ -317,9 +320,11 @@ def _parse_sources(r: _Reader) -> tuple[Source, ...]:
                 r.errors.append(f"{where}: formatRules[{j}] needs a valid regex 'pattern' and a "
                                 f"'format' ({err})")
         kinds = _parse_kinds(r, where, item.get("kinds"))
+        filters = parse_filters(item.get("filters"), where, r.errors)
         sources.append(Source(name=name, queue_url=queue_url, region=region, role_arn=role_arn,
                               access_key_id_secret=key_id, secret_access_key_secret=secret,
-                              buckets=buckets, format_rules=tuple(rules), kinds=kinds))
+                              buckets=buckets, format_rules=tuple(rules), kinds=kinds,
+                              filters=filters))
     return tuple(sources)
 
 
@@ -371,6 +376,15 @@ def _parse_routes(r: _Reader) -> dict[str, tuple[str, str]]:
         else:
             routes[table] = (endpoint.rstrip("/"), rule)
     return routes
+
+
+def load_sources(env: Mapping[str, str] | None = None) -> tuple[Source, ...]:
+    """Only AWS_SOURCES, validated like ``load_settings`` does (for ``inspect --source``)."""
+    r = _Reader(os.environ if env is None else env)
+    sources = _parse_sources(r)
+    if r.errors:
+        raise ConfigError(r.errors)
+    return sources
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:

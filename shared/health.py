@@ -40,6 +40,8 @@ class ObjectStats:
     records_out: int = 0
     records_dropped: int = 0
     records_skipped: int = 0
+    records_filtered: int = 0  # dropped by the source's filters (shared/filters.py)
+    filtered_by: dict[str, int] = field(default_factory=dict)
     fields_clipped: int = 0  # field values cut to the service's 64 KB (batching.FIELD_LIMIT)
     bytes_in: int = 0
     batches: int = 0
@@ -51,6 +53,10 @@ class ObjectStats:
     outcome: str = ""
     error: str | None = None
     integrity: str | None = None  # which integrity check ran on the read (objects.py)
+
+    def filtered(self, rule: str) -> None:
+        self.records_filtered += 1
+        self.filtered_by[rule] = self.filtered_by.get(rule, 0) + 1
 
     def clipped(self, fields: int) -> None:
         """``batching.batches(on_clip=...)``: ``fields`` values of one row were clipped."""
@@ -82,6 +88,7 @@ class ObjectStats:
             "S3Bucket": self.bucket, "S3Key": self.key, "Format": self.format,
             "TargetTable": self.table, "RecordsIn": self.records_in,
             "RecordsOut": self.records_out, "RecordsDropped": self.records_dropped,
+            "RecordsFiltered": self.records_filtered, "FilteredByRule": self.filtered_by or None,
             "FieldsClipped": self.fields_clipped,
             "Bytes": self.bytes_in, "Batches": self.batches,
             "LatencySeconds": self.latency_seconds, "DurationMs": self.duration_ms,
@@ -116,6 +123,7 @@ class PollStats:
     circuit_state: str = "closed"
     error: str | None = None
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    filtered_by: dict[str, int] = field(default_factory=dict)  # this instance, since last beat
 
     def add(self, outcome: Forwarded) -> None:
         self.objects_enqueued += outcome.enqueued
@@ -131,7 +139,8 @@ class PollStats:
             "ObjectsSkipped": self.objects_skipped, "MessagesPoisoned": self.messages_poisoned,
             "SqsBacklog": self.sqs_backlog, "PoisonDepth": self.poison_depth,
             "CircuitState": self.circuit_state, "Outcome": "error" if self.error else "ok",
-            "Error": self.error,
+            "Error": self.error, "RecordsFiltered": sum(self.filtered_by.values()),
+            "FilteredByRule": self.filtered_by or None,
         }
         return {k: v for k, v in row.items() if v is not None}
 

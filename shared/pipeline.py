@@ -23,7 +23,7 @@ from typing import Any
 from azure.core.exceptions import AzureError
 
 from . import checkpoints as cp
-from . import formats, poison
+from . import filters, formats, poison
 from .batching import batches
 from .config import Settings, Source, load_settings
 from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_credential
@@ -188,6 +188,7 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
     for stats in results:
         stats.poison_depth = depth
         stats.circuit_state = conn.breaker.state
+        stats.filtered_by = filters.drain(stats.source)
     conn.emit_health([s.row() for s in results])
     failed = [s for s in results if s.error]
     if failed:
@@ -450,6 +451,10 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 stats.see_time(item.get("TimeGenerated"))
                 if position in progress.done or position in progress.dead:
                     continue  # settled on an earlier attempt
+                rule = source.filters.rule_for(fmt.table, item) if source.filters else None
+                if rule is not None:  # the source's filters drop it: counted, not sent
+                    stats.filtered(rule)
+                    continue
                 yield position, item
             text.finish()  # a read fault the parser did not run into is still a fault
         except ConnectorError as err:
@@ -475,6 +480,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     stats.bytes_in = stream.bytes_read
     stats.integrity = stream.integrity
     stats.records_out = len(progress.done)
+    filters.count(source.name, stats.filtered_by)  # per rule, in the next heartbeat
     reasons: list[str] = []
     if rejected:
         stats.records_dropped += len(rejected)

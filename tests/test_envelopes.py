@@ -172,3 +172,14 @@ def test_e2e_cloudtrail_from_every_envelope_lands_identical_and_forgeries_are_de
     outcomes = Counter(r["Outcome"] for r in world.accepted(HEALTH) if r["Kind"] == "object")
     assert outcomes == Counter({"delivered": len(CT_FILES) + 5, "dead_lettered": 2})
     assert result.failed == 0
+
+
+def test_guardduty_findings_in_eventbridge_envelopes_give_the_export_rows() -> None:
+    case = next(c for c in CASES if c.fmt == "guardduty")
+    expected = run(case.file.read_bytes(), case.key).rows
+    findings = [json.loads(line) for line in case.file.open()]
+    body = "".join(json.dumps({"version": "0", "detail-type": "GuardDuty Finding",
+                               "source": "aws.guardduty", "time": f["updatedAt"],
+                               "detail": f}) for f in findings)
+    out = run(body.encode(), "firehose/guardduty/2025/07/28/02/gd-1", kind="guardduty")
+    assert out.fmt.name == "guardduty" and out.rows == expected and len(expected) == 10

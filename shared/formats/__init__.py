@@ -27,6 +27,9 @@ cloudwatch                  AWSCloudWatch                    content (Firehose k
 cloudtrail-events           AWSCloudTrail                    content + declared prefix
 securityhub                 AWSSecurityHubFindings           content + declared prefix
 guardduty                   AWSGuardDuty                     ``AWSLogs/<acct>/GuardDuty/``
+ocsf-api / -network / -dns  AWSCloudTrail / AWSVPCFlow /     Security Lake ``aws/<SOURCE>/``
+/ -finding / ocsf           AWSRoute53Resolver / AWSSecurity (Parquet; ``securitylake``)
+                            HubFindings / AWSSecurityLakeOCSF_CL
 raw                         AWSS3Raw_CL                      anything else
 ==========================  ===============================  ===================================
 
