@@ -20,7 +20,7 @@ param tags object = {}
 @description('Required. Resource id of the existing Log Analytics workspace with Microsoft Sentinel enabled.')
 param logAnalyticsWorkspaceResourceId string
 
-@description('Required. AWS_SOURCES: list of sources, each {name, queueUrl, region, roleArn} for role federation or {name, queueUrl, region, accessKeyIdSecret, secretAccessKeySecret} (Key Vault secret names) for access keys, with optional buckets ({bucket: [prefixes]}) and formatRules ([{pattern, format}]). No secret values here.')
+@description('Required. AWS_SOURCES: list of sources, each {name, queueUrl, region, roleArn} for role federation or {name, queueUrl, region, accessKeyIdSecret, secretAccessKeySecret} (Key Vault secret names) for access keys, with the required allow-list buckets ({bucket: [prefixes ending in /]}, [\'\'] = the whole bucket), optional formatRules ([{pattern, format}]) and rawPrefixes (key prefixes whose unrecognised objects go to AWSS3Raw_CL; default none). No secret values here.')
 param awsSources array
 
 @description('Optional. AWS_WEB_IDENTITY_AUDIENCE: App ID URI of the Entra app registration trusted by the AWS IAM OIDC provider (e.g. api://<app-id>). Required when a source has roleArn.')

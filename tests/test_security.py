@@ -1,0 +1,198 @@
+"""Security hardening (issue 11): the allow-list fails closed, the raw table is opt-in, one
+crafted SQS message cannot stall the poller, secret names are names.
+
+Settings tests are pure; the pipeline tests run the real SDKs against moto, Azurite and the
+HTTPS emulators (the ``world`` fixture)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from sample_logs import guardduty
+
+from shared.config import Source, is_bucket_name, is_secret_name, load_settings
+from shared.errors import ConfigError
+
+SOURCE = {"name": "prod", "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+          "region": "us-east-1", "roleArn": "arn:aws:iam::123456789012:role/OIDC_Sentinel",
+          "buckets": {"org-logs": ["AWSLogs/"]}}
+BASE = {"LOGS_INGESTION_ENDPOINT": "https://dce.example/", "DCR_IMMUTABLE_ID": "dcr-0123",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "AWS_WEB_IDENTITY_AUDIENCE": "api://sentinel-aws",
+        "KEY_VAULT_URL": "https://kv.vault.azure.net/"}
+
+
+def problems(**source_fields) -> list[str]:
+    src = {k: v for k, v in {**SOURCE, **source_fields}.items() if v is not None}
+    try:
+        load_settings(dict(BASE, AWS_SOURCES=json.dumps([src])))
+    except ConfigError as err:
+        return err.problems
+    return []
+
+
+# ---- the allow-list fails closed ------------------------------------------------------------
+@pytest.mark.parametrize("buckets, needle", [
+    (None, "buckets is required"),
+    ({}, "buckets is required"),
+    ({"org-logs": []}, "is empty"),
+    (["org-logs"], "must map bucket name"),
+    ({"org-logs": ["AWSLogs"]}, "must end with '/'"),
+    ({"arn:aws:s3:us-east-1:111122223333:accesspoint/ap": [""]}, "not an S3 bucket name"),
+    ({"other-s3alias": [""]}, "not an S3 bucket name"),
+    ({"10.0.0.1": [""]}, "not an S3 bucket name"),
+    ({"org-logs": "AWSLogs/"}, "must be a list"),
+])
+def test_a_missing_empty_or_loose_allow_list_is_refused_by_name(buckets, needle):
+    # GIVEN a source whose allow-list is missing, empty, open-ended or not bucket names
+    # WHEN the settings load THEN the source is refused, by name, with what to write instead
+    found = problems(buckets=buckets)
+    assert any(needle in p and p.startswith("AWS_SOURCES[0] (prod)") for p in found), found
+
+
+def test_a_prefix_without_slash_would_match_a_sibling_so_it_is_refused():
+    # "logs" is a string prefix of "logs-evil/": written as-is it would widen the allow-list
+    [problem] = problems(buckets={"org-logs": ["logs"]})
+    assert "'logs-other/'" in problem and "use 'logs/'" in problem
+    src = load_settings(dict(BASE, AWS_SOURCES=json.dumps([dict(
+        SOURCE, buckets={"org-logs": ["logs/"]})]))).sources[0]
+    assert src.allows("org-logs", "logs/a.gz") and not src.allows("org-logs", "logs-evil/a.gz")
+
+
+def test_the_whole_bucket_must_be_said_explicitly_and_nothing_else_is_allowed():
+    src = load_settings(dict(BASE, AWS_SOURCES=json.dumps([dict(
+        SOURCE, buckets={"org-logs": [""], "vpc-logs": ["AWSLogs/", "flow/"]})]))).sources[0]
+    assert src.allows("org-logs", "anything/at/all")
+    assert src.allows("vpc-logs", "flow/x") and not src.allows("vpc-logs", "other/x")
+    # an access-point ARN or another bucket never matches a configured name
+    assert not src.allows("arn:aws:s3:us-east-1:111122223333:accesspoint/org-logs", "x")
+    assert not src.allows("org-logs2", "x")
+
+
+def test_a_source_built_without_buckets_allows_nothing():
+    bare = Source(name="s", queue_url="https://q", region="us-east-1")
+    assert not bare.allows("any-bucket", "any/key")
+    empty = Source(name="s", queue_url="https://q", region="us-east-1",
+                   buckets={"b-logs": ()})
+    assert not empty.allows("b-logs", "k")
+
+
+def test_bucket_names_follow_the_s3_rules():
+    assert all(map(is_bucket_name, ["abc", "org-logs", "a.b-c", "x" * 63]))
+    assert not any(map(is_bucket_name, ["ab", "x" * 64, "Org-Logs", "a..b", "-ab", "ab-",
+                                        "192.168.0.1", "xn--abc", "sthree-x", "x--ol-s3",
+                                        "arn:aws:s3:::org-logs", "org_logs", ""]))
+
+
+def test_raw_prefixes_are_validated_and_default_to_none():
+    src = load_settings(dict(BASE, AWS_SOURCES=json.dumps([SOURCE]))).sources[0]
+    assert src.raw_prefixes == () and not src.allows_raw("AWSLogs/x")
+    src = load_settings(dict(BASE, AWS_SOURCES=json.dumps([dict(
+        SOURCE, rawPrefixes=["app/"])]))).sources[0]
+    assert src.allows_raw("app/x.log") and not src.allows_raw("AWSLogs/x")
+    assert any("rawPrefixes" in p and "must end with '/'" in p
+               for p in problems(rawPrefixes=["app"]))
+    assert any("rawPrefixes must be a list" in p for p in problems(rawPrefixes="app/"))
+
+
+# ---- Key Vault secret names -----------------------------------------------------------------
+@pytest.mark.parametrize("pasted", ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                                    "AKIAIOSFODNN7EXAMPLE", "my secret", "x" * 128])
+def test_a_pasted_secret_value_is_refused_and_never_echoed(pasted):
+    found = problems(roleArn=None, accessKeyIdSecret="aws-key-id", secretAccessKeySecret=pasted)
+    assert any("secretAccessKeySecret must be the *name*" in p for p in found), found
+    assert not any(pasted in p for p in found)
+    found = problems(roleArn=None, accessKeyIdSecret=pasted, secretAccessKeySecret="aws-secret")
+    assert any("accessKeyIdSecret must be the *name*" in p for p in found), found
+    assert not any(pasted in p for p in found)
+
+
+def test_secret_names_are_key_vault_names():
+    assert is_secret_name("aws-access-key-id") and is_secret_name("K1")
+    assert not is_secret_name("a_b") and not is_secret_name("")
+
+
+# ---- the allow-list again where a work item is processed ------------------------------------
+def test_a_work_item_outside_the_allow_list_is_dead_lettered_and_never_read(world):
+    from shared import pipeline
+    from shared.notifications import ObjectRef
+    from shared.poison import read_envelope
+
+    # GIVEN a source allowed to read AWSLogs/ of its bucket, and work items that someone with
+    # access to the Azure queue wrote for another bucket and for another prefix
+    src = world.add_source("wi", prefixes=["AWSLogs/"])
+    world.put(src, "secrets/config.json", b'{"password": "x"}\n')
+    world.configure()
+    conn = pipeline.connector()
+    outside = [ObjectRef(source="wi", bucket=src["_bucket"], key="secrets/config.json"),
+               ObjectRef(source="wi", bucket="someone-elses-bucket", key="AWSLogs/x.json")]
+    for ref in outside:
+        # WHEN the queue function gets it
+        stats = pipeline.process_object(conn, ref.to_json())
+        # THEN it is dead-lettered at the process stage (before any S3 read) with the reason
+        assert stats.outcome == "dead_lettered" and "allow-list" in stats.error
+    items = [read_envelope(json.dumps(i)) for i in world.host().poison_items()]
+    assert [(e.stage, e.kind) for e in items] == [("process", "fatal")] * 2
+    assert all("outside source wi's bucket/prefix allow-list; not read" in e.reason
+               for e in items)
+    assert all(e.ref is not None for e in items)  # replayable once the allow-list is widened
+    assert world.accepted("Custom-AWSS3Raw") == []
+    assert not any(r.stream == "Custom-AWSS3Raw" for r in world.stack.ingestion.requests)
+
+
+# ---- the raw table is opt-in ----------------------------------------------------------------
+def test_an_unrecognised_object_is_dead_lettered_unless_its_prefix_opts_in_to_raw(world):
+    from shared.poison import read_envelope
+
+    # GIVEN one source without rawPrefixes and one that opts app/ in
+    closed = world.add_source("noraw")
+    opted = world.add_source("withraw", rawPrefixes=["app/"])
+    line = b'{"time": "2024-05-01T10:00:00Z", "msg": "hello"}\n'
+    world.put(closed, "app/service.jsonl", line)
+    world.put(opted, "app/service.jsonl", line)
+    world.put(opted, "other/service.jsonl", line)
+    world.configure()
+    host = world.host()
+    host.run_timer()
+    host.drain()
+    # THEN only the opted-in prefix reaches AWSS3Raw_CL
+    raw = world.accepted("Custom-AWSS3Raw")
+    assert [(r["SourceName"], r["S3Key"]) for r in raw] == [("withraw", "app/service.jsonl")]
+    # AND the other two are dead-lettered saying how to opt in
+    items = sorted((read_envelope(json.dumps(i)) for i in host.poison_items()),
+                   key=lambda e: (e.source, e.ref.key))
+    assert [(e.source, e.ref.key, e.stage) for e in items] == [
+        ("noraw", "app/service.jsonl", "parse"), ("withraw", "other/service.jsonl", "parse")]
+    assert all("unrecognised format; add a rawPrefixes entry" in e.reason for e in items)
+
+
+# ---- one crafted message cannot stall the poller --------------------------------------------
+def test_a_message_whose_work_item_cannot_be_queued_is_dead_lettered_and_the_run_goes_on(world):
+    from shared.poison import read_envelope
+
+    # GIVEN a crafted notification whose object reference is larger than a Storage queue
+    # message may be, sent before two genuine notifications
+    src = world.add_source("crafted")
+    huge = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                         "s3": {"bucket": {"name": src["_bucket"]},
+                                "object": {"key": "AWSLogs/" + "k" * 60_000, "size": 1}}}]}
+    world.send_raw(src, json.dumps(huge))
+    for i in range(2):
+        key, data, _ = guardduty(2)
+        world.put(src, key.replace(".jsonl.gz", f"-{i}.jsonl.gz"), data)
+    world.configure()
+    host = world.host()
+    # WHEN the timer runs once
+    host.run_timer()
+    host.drain()
+    # THEN the crafted message is dead-lettered with its reason and deleted from SQS, and the
+    # genuine objects of the same run are delivered
+    assert len(world.accepted("Custom-AWSGuardDuty")) == 4
+    [item] = host.poison_items()
+    env = read_envelope(json.dumps(item))
+    assert env.stage == "notification" and env.body_sha256
+    assert not world.sqs.receive_message(QueueUrl=src["queueUrl"]).get("Messages")
+    beat = [r for r in world.accepted("Custom-AWSS3ConnectorHealth")
+            if r["Kind"] == "heartbeat"][0]
+    assert beat["Outcome"] == "ok" and beat["MessagesPoisoned"] == 1
+    assert beat["ObjectsEnqueued"] == 2
