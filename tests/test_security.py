@@ -196,3 +196,36 @@ def test_a_message_whose_work_item_cannot_be_queued_is_dead_lettered_and_the_run
             if r["Kind"] == "heartbeat"][0]
     assert beat["Outcome"] == "ok" and beat["MessagesPoisoned"] == 1
     assert beat["ObjectsEnqueued"] == 2
+
+
+# ---- SSE-KMS: encryption stays on, the connector reads it -----------------------------------
+def test_an_sse_kms_encrypted_object_is_read_and_delivered(world):
+    import boto3
+
+    # GIVEN a bucket whose objects are encrypted with a customer managed KMS key
+    kms = boto3.client("kms", region_name="us-east-1")
+    key_id = kms.create_key(Description="log bucket key")["KeyMetadata"]["KeyId"]
+    src = world.add_source("ssekms")
+    key, data, n = guardduty(3)
+    world.s3.put_object(Bucket=src["_bucket"], Key=key, Body=data,
+                        ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id)
+    head = world.s3.head_object(Bucket=src["_bucket"], Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms" and key_id in head["SSEKMSKeyId"]
+    world.configure()
+    host = world.host()
+    # WHEN the connector runs THEN every record arrives, nothing is dead-lettered
+    host.run_timer()
+    result = host.drain()
+    assert len(world.accepted("Custom-AWSGuardDuty")) == n
+    assert result.failed == 0 and host.poison_items() == []
+
+
+def test_no_document_tells_operators_to_read_tokens_from_debug_logs():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for doc in [root / "README.md", *sorted((root / "infra").rglob("*.md"))]:
+        for sentence in re.split(r"(?<=[.!?])\s", doc.read_text()):
+            assert not (re.search(r"\btokens?\b", sentence, re.I)
+                        and re.search(r"\bDEBUG\b", sentence)), (doc.name, sentence)
