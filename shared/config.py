@@ -419,6 +419,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         r.errors.append("AzureWebJobsStorage__tableServiceUri: missing (checkpoints need it)")
     audience = r.str("AWS_WEB_IDENTITY_AUDIENCE")
     vault = r.str("KEY_VAULT_URL")
+    if audience and not re.match(r"^(api|https)://[^\s/][^\s]*$", audience):
+        r.errors.append("AWS_WEB_IDENTITY_AUDIENCE: must be an App ID URI such as "
+                        "api://<app-id> (the aud the AWS role trusts)")
     if any(s.role_arn for s in sources) and not audience:
         r.errors.append("AWS_WEB_IDENTITY_AUDIENCE: missing (a source uses roleArn; set the App ID "
                         "URI trusted by the AWS OIDC provider)")

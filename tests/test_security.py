@@ -229,3 +229,12 @@ def test_no_document_tells_operators_to_read_tokens_from_debug_logs():
         for sentence in re.split(r"(?<=[.!?])\s", doc.read_text()):
             assert not (re.search(r"\btokens?\b", sentence, re.I)
                         and re.search(r"\bDEBUG\b", sentence)), (doc.name, sentence)
+
+
+@pytest.mark.parametrize("audience", ["sentinel", "api:// x", "http://contoso/app", "api:///x"])
+def test_the_web_identity_audience_must_be_an_app_id_uri(audience):
+    with pytest.raises(ConfigError, match="AWS_WEB_IDENTITY_AUDIENCE: must be an App ID URI"):
+        load_settings(dict(BASE, AWS_SOURCES=json.dumps([SOURCE]),
+                           AWS_WEB_IDENTITY_AUDIENCE=audience))
+    assert load_settings(dict(BASE, AWS_SOURCES=json.dumps([SOURCE]),
+                              AWS_WEB_IDENTITY_AUDIENCE="api://sentinel-s3-test"))
