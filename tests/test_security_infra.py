@@ -102,3 +102,50 @@ def test_the_dead_letter_queue_has_the_same_denies(tmp_path, monkeypatch):
     end = TEMPLATE.index("  DeadLetterQueueAlarm:")
     problems = run_on(tmp_path, monkeypatch, TEMPLATE[:start] + TEMPLATE[end:])
     assert any("DeadLetterQueue: no queue policy" in p for p in problems), problems
+
+
+# ---- Azure: audit logs, publishing, private-network mode ------------------------------------
+def test_the_bicep_passes_the_azure_hardening_stage():
+    stage = vi.check_azure_hardening()
+    assert stage.ok, "\n".join(stage.problems)
+    assert stage.counts == {"diagnostic_settings": 6, "private_endpoints": 4}
+
+
+@pytest.mark.parametrize("file, old, new, needle", [
+    ("modules/keyvault.bicep", "category: 'AuditEvent'", "category: 'AzurePolicyEvaluationDetails'",
+     "keyvault.bicep: diagnostic setting of vault lacks AuditEvent"),
+    ("modules/storage.bicep", "  scope: queueService\n", "  scope: storageAccount\n",
+     "no diagnostic setting sending StorageDelete, StorageRead, StorageWrite of queueService"),
+    ("modules/function-app.bicep", "category: 'FunctionAppLogs'\n        enabled: true",
+     "category: 'FunctionAppLogs'\n        enabled: false", "of functionApp to the workspace"),
+    ("modules/dcr.bicep", "    workspaceId: logAnalyticsWorkspaceResourceId\n", "",
+     "diagnostic setting of dataCollectionRule has no workspaceId"),
+    ("modules/function-app.bicep", "  name: 'scm'\n  properties: {\n    allow: false",
+     "  name: 'scm'\n  properties: {\n    allow: true", "'scm' must set allow: false"),
+    ("modules/storage.bicep", "    publicNetworkAccess: publicNetworkAccess\n",
+     "    publicNetworkAccess: 'Enabled'\n", "storageAccount.publicNetworkAccess must be"),
+    ("modules/keyvault.bicep",
+     "defaultAction: publicNetworkAccess == 'Disabled' ? 'Deny' : 'Allow'",
+     "defaultAction: 'Allow'", "vault.networkAcls.defaultAction must be Deny"),
+    ("main.bicep", "param privateNetworking bool = false", "param privateNetworking bool = true",
+     "off by default"),
+    ("main.bicep", "  {\n    name: 'vault'\n    target: 'keyVault'\n  }\n", "",
+     "no private endpoint for vault"),
+    ("main.bicep", "    publicNetworkAccess: dataPlaneAccess\n  }\n}\n\nmodule network",
+     "  }\n}\n\nmodule network", "module keyVault must get publicNetworkAccess Disabled"),
+    ("modules/network.bicep", "serviceName: 'Microsoft.App/environments'",
+     "serviceName: 'Microsoft.Web/serverFarms'", "delegated to Microsoft.App/environments"),
+])
+def test_each_azure_rule_removed_fails_the_stage(tmp_path, monkeypatch, file, old, new, needle):
+    import shutil
+
+    bicep = tmp_path / "bicep"
+    shutil.copytree(ROOT / "infra" / "bicep", bicep)
+    target = bicep / file
+    text = target.read_text()
+    assert old in text, old
+    target.write_text(text.replace(old, new, 1))
+    monkeypatch.setattr(vi, "BICEP_DIR", bicep)
+    monkeypatch.setattr(vi, "MAIN_BICEP", bicep / "main.bicep")
+    problems = vi.check_azure_hardening().problems
+    assert any(needle in p for p in problems), problems

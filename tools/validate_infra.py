@@ -1236,6 +1236,135 @@ def check_aws_hardening() -> Stage:
 
 
 # =================================================================================================
+# Azure hardening: audit logs to the workspace, no basic-auth publishing, private-network mode
+# =================================================================================================
+# module file -> (symbol of the resource a diagnostic setting is scoped to, log categories)
+REQUIRED_DIAGNOSTICS = [
+    ("keyvault.bicep", "vault", {"AuditEvent"}),
+    ("storage.bicep", "blobService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    ("storage.bicep", "queueService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    ("storage.bicep", "tableService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    ("function-app.bicep", "functionApp", {"FunctionAppLogs"}),
+    ("dcr.bicep", "dataCollectionRule", {"LogErrors"}),
+]
+PRIVATE_ENDPOINT_GROUPS = {"blob", "queue", "table", "vault"}
+
+
+def _body(node: dict[str, Any]) -> dict[str, Any]:
+    """A resource's or module's own config, under any condition / loop wrapper."""
+    config = node.get("config", {})
+    while isinstance(config, dict) and "config" in config and \
+            ("condition" in config or "loop_type" in config):
+        config = config["config"]
+    return config
+
+
+def _condition(node: dict[str, Any]) -> Any:
+    return node.get("config", {}).get("condition")
+
+
+def _mentions(node: Any, name: str) -> bool:
+    return name in json.dumps(node, default=str)
+
+
+def check_azure_hardening() -> Stage:
+    stage = Stage("azure-hardening")
+    modules = BICEP_DIR / "modules"
+    for file, target, categories in REQUIRED_DIAGNOSTICS:
+        tree = parse_bicep(modules / file)
+        found = False
+        for res in tree.get("resources", {}).values():
+            body = _body(res)
+            if res.get("type") != "Microsoft.Insights/diagnosticSettings" or \
+                    body.get("scope") != target:
+                continue
+            props = body.get("properties", {})
+            enabled = {lg.get("category") for lg in props.get("logs", []) if lg.get("enabled")}
+            if not props.get("workspaceId"):
+                stage.fail(f"{file}: diagnostic setting of {target} has no workspaceId")
+            elif not categories <= enabled:
+                stage.fail(f"{file}: diagnostic setting of {target} lacks "
+                           f"{', '.join(sorted(categories - enabled))}")
+            else:
+                found = True
+        if not found:
+            stage.fail(f"{file}: no diagnostic setting sending {', '.join(sorted(categories))} "
+                       f"of {target} to the workspace")
+        stage.counts["diagnostic_settings"] = stage.counts.get("diagnostic_settings", 0) + found
+    # publishing: no FTP / SCM basic authentication
+    app = parse_bicep(modules / "function-app.bicep")
+    policies = {_body(r).get("name"): _body(r).get("properties", {}).get("allow")
+                for r in app.get("resources", {}).values()
+                if r.get("type") == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"}
+    for name in ("ftp", "scm"):
+        if policies.get(name) is not False:
+            stage.fail(f"function-app.bicep: basicPublishingCredentialsPolicies '{name}' must "
+                       "set allow: false (no basic-auth publishing)")
+    site = next((_body(r) for r in app.get("resources", {}).values()
+                 if r.get("type") == "Microsoft.Web/sites"), {})
+    if not _mentions(site.get("properties", {}).get("virtualNetworkSubnetId"),
+                     "virtualNetworkSubnetResourceId"):
+        stage.fail("function-app.bicep: the site's virtualNetworkSubnetId must come from "
+                   "virtualNetworkSubnetResourceId (VNet integration in private-network mode)")
+    # the data plane follows publicNetworkAccess, and Deny follows Disabled
+    for file, symbol in (("storage.bicep", "storageAccount"), ("keyvault.bicep", "vault")):
+        tree = parse_bicep(modules / file)
+        props = _body(tree["resources"][symbol]).get("properties", {})
+        if props.get("publicNetworkAccess") != "publicNetworkAccess":
+            stage.fail(f"{file}: {symbol}.publicNetworkAccess must be the publicNetworkAccess "
+                       "parameter (Disabled in private-network mode)")
+        acl = props.get("networkAcls", {}).get("defaultAction")
+        if not (_mentions(acl, "publicNetworkAccess") and _mentions(acl, "Deny")):
+            stage.fail(f"{file}: {symbol}.networkAcls.defaultAction must be Deny when public "
+                       "access is Disabled")
+    # main.bicep: the mode is a parameter, off by default, and wires every part
+    main = parse_bicep(MAIN_BICEP)
+    param = main.get("parameters", {}).get("privateNetworking", {})
+    if param.get("type") != "bool" or param.get("default") is not False:
+        stage.fail("main.bicep: param privateNetworking bool = false is missing (off by default)")
+    mods = main.get("modules", {})
+    for name in ("storage", "keyVault"):
+        value = _body(mods.get(name, {})).get("params", {}).get("publicNetworkAccess")
+        resolved = main.get("variables", {}).get(value, {}).get("value") \
+            if isinstance(value, str) else value
+        if not (_mentions(resolved, "privateNetworking") and _mentions(resolved, "Disabled")):
+            stage.fail(f"main.bicep: module {name} must get publicNetworkAccess Disabled when "
+                       "privateNetworking is true")
+    network = mods.get("network", {})
+    if _condition(network) != "privateNetworking" or \
+            _body(network) == {} or "network.bicep" not in json.dumps(network.get("detail")):
+        stage.fail("main.bicep: module network (modules/network.bicep) must be deployed "
+                   "if (privateNetworking)")
+    endpoints = [m for m in mods.values() if "private-endpoint.bicep" in
+                 json.dumps(m.get("detail"))]
+    groups: set[str] = set()
+    for m in endpoints:
+        if _condition(m) != "privateNetworking":
+            stage.fail("main.bicep: private endpoints must be deployed if (privateNetworking)")
+        loop = m.get("config", {}).get("loop_type", {}).get("detail", {})
+        items = main.get("variables", {}).get(loop.get("array_name", ""), {}).get("value", [])
+        groups |= {item.get("name") for item in items if isinstance(item, dict)}
+    for group in sorted(PRIVATE_ENDPOINT_GROUPS - groups):
+        stage.fail(f"main.bicep: no private endpoint for {group}")
+    app_params = _body(mods.get("functionApp", {})).get("params", {})
+    if not _mentions(app_params.get("virtualNetworkSubnetResourceId"), "privateNetworking"):
+        stage.fail("main.bicep: the Function App must get the network's app subnet when "
+                   "privateNetworking is true")
+    net = parse_bicep(modules / "network.bicep")
+    delegations = {d.get("properties", {}).get("serviceName")
+                   for r in net.get("resources", {}).values()
+                   if r.get("type") == "Microsoft.Network/virtualNetworks"
+                   for sub in _body(r).get("properties", {}).get("subnets", [])
+                   if sub.get("name") == "app"
+                   for d in sub.get("properties", {}).get("delegations", [])}
+    if "Microsoft.App/environments" not in delegations:
+        stage.fail("network.bicep: the app subnet must be delegated to Microsoft.App/environments "
+                   "(Flex Consumption VNet integration)")
+    stage.counts["private_endpoints"] = len(groups)
+    return stage
+
+
+# =================================================================================================
 # checkov
 # =================================================================================================
 def run_checkov(directory: Path, framework: str) -> dict[str, Any]:
@@ -1307,6 +1436,7 @@ CHECKS: list[tuple[str, Callable[[], Stage]]] = [
     ("cfn-lint", check_cfn_lint),
     ("aws-policy", check_aws_policy),
     ("aws-hardening", check_aws_hardening),
+    ("azure-hardening", check_azure_hardening),
     ("checkov", check_checkov),
 ]
 
@@ -1319,7 +1449,8 @@ def run(skip: set[str] | None = None) -> list[Stage]:
             continue
         if name != "bicep-parse" and not parsed_ok and name in {"streams", "app-settings",
                                                                   "rbac", "parameters", "kql",
-                                                                  "health-values", "checkov"}:
+                                                                  "health-values", "checkov",
+                                                                  "azure-hardening"}:
             stages.append(Stage(name, problems=["not run: a .bicep file does not parse"]))
             continue
         start = time.monotonic()
