@@ -238,3 +238,50 @@ def test_the_web_identity_audience_must_be_an_app_id_uri(audience):
                            AWS_WEB_IDENTITY_AUDIENCE=audience))
     assert load_settings(dict(BASE, AWS_SOURCES=json.dumps([SOURCE]),
                               AWS_WEB_IDENTITY_AUDIENCE="api://sentinel-s3-test"))
+
+
+# ---- Key Vault keys are re-read on a schedule -----------------------------------------------
+def test_key_vault_keys_and_their_clients_are_refreshed_every_max_age(world):
+    from shared import pipeline
+
+    # GIVEN a source with access keys in Key Vault, and a clock the test moves
+    world.add_source("sched")
+    world.configure()
+    conn = pipeline.connector()
+    source = conn.settings.source("sched")
+    now = [1000.0]
+    conn.aws.secrets.clock = lambda: now[0]
+    assert conn.aws.secrets.max_age == 900
+
+    def signer_key(client):
+        return client._request_signer._credentials.access_key  # read-only look
+
+    first = conn.aws.client(source, "s3")
+    assert signer_key(first) == "AKIAEXAMPLEKEY"
+    # WHEN the key is rotated (or disabled and replaced) in the vault while AWS still accepts
+    # the old one
+    world.stack.keyvault.set_secret("sched-key-id", "AKIAROTATEDKEY2")
+    before = world.stack.keyvault.request_count
+    now[0] += 899
+    # THEN the cached client is used until max_age ...
+    assert conn.aws.client(source, "s3") is first
+    assert world.stack.keyvault.request_count == before
+    # ... and after it the vault is read again and a new client signs with the new key
+    now[0] += 2
+    second = conn.aws.client(source, "s3")
+    assert second is not first and signer_key(second) == "AKIAROTATEDKEY2"
+    assert world.stack.keyvault.request_count > before
+
+
+def test_an_invalid_secret_name_is_refused_before_any_vault_call_and_not_echoed(world):
+    from shared import pipeline
+    from shared.errors import FatalError
+
+    world.add_source("names")
+    world.configure()
+    conn = pipeline.connector()
+    before = world.stack.keyvault.request_count
+    pasted = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    with pytest.raises(FatalError) as info:
+        conn.aws.secrets.get(pasted)
+    assert pasted not in str(info.value) and world.stack.keyvault.request_count == before
