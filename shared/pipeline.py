@@ -502,14 +502,22 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
 
 # ---- HTTP: health ------------------------------------------------------------------------
 
-def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
-    """Check each component; 200 when all pass, 503 otherwise."""
+def check_health(conn: Connector | None = None, *,
+                 detail: bool = False) -> tuple[int, dict[str, Any]]:
+    """Check each component; 200 when all pass, 503 otherwise. ``detail`` (the `check` CLI
+    only) adds account ids, ARNs and raw error texts; /api/health gives a short reason."""
     if conn is None:
         try:
             conn = connector()
         except ConnectorError as err:
-            return 503, {"status": "unhealthy", "components": {
-                "settings": {"status": "fail", "error": err.message}}}
+            if detail:
+                failed = {"status": "fail", "error": err.message}
+            else:  # the names of the bad settings, not their values
+                names = sorted({p.split(":")[0].split("[")[0] for p in
+                                getattr(err, "problems", [])})
+                failed = {"status": "fail", "reason": f"invalid settings: {', '.join(names)}; "
+                                                      "details: python -m shared check"}
+            return 503, {"status": "unhealthy", "components": {"settings": failed}}
     checks = [run_check("settings", lambda: {"sources": len(conn.settings.sources)}),
               run_check("azure_token", lambda: _token_check(conn))]
     for source in conn.settings.sources:
@@ -519,7 +527,7 @@ def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
         checks.append(run_check("key_vault", lambda: _vault_check(conn)))
     checks.append(run_check("work_queue", lambda: {"depth": conn.work.depth()}))
     checks.append(run_check("poison_queue", lambda: {"depth": conn.poison.depth()}))
-    return report(checks)
+    return report(checks, detail=detail)
 
 
 def _token_check(conn: Connector) -> dict[str, Any]:

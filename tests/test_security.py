@@ -285,3 +285,33 @@ def test_an_invalid_secret_name_is_refused_before_any_vault_call_and_not_echoed(
     with pytest.raises(FatalError) as info:
         conn.aws.secrets.get(pasted)
     assert pasted not in str(info.value) and world.stack.keyvault.request_count == before
+
+
+# ---- /api/health says little; the check CLI says everything ---------------------------------
+def test_the_health_endpoint_shows_no_account_arn_or_error_text_the_cli_does(world, capsys):
+    import azure.functions as func
+
+    import function_app
+    from shared.__main__ import main
+
+    world.add_source("fedh", mode="role")
+    broken = world.add_source("brokenh")
+    broken["queueUrl"] = broken["queueUrl"].replace("notify-", "missing-")
+    world.configure()
+    resp = function_app.health(func.HttpRequest(method="GET", url="/api/health", body=b"",
+                                                headers={}))
+    text = resp.get_body().decode()
+    body = json.loads(text)
+    assert resp.status_code == 503
+    assert "123456789012" not in text and "arn:aws" not in text
+    comp = body["components"]["sqs:brokenh"]
+    assert set(comp) == {"status", "ms", "reason"} and comp["status"] == "fail"
+    assert "(AWS.SimpleQueueService.NonExistentQueue)" in comp["reason"]
+    assert "python -m shared check" in comp["reason"] and "does not exist" not in comp["reason"]
+    assert body["components"]["aws:fedh"]["mode"] == "federation"
+    # the operator's CLI has the identity and the raw text
+    assert main(["check"]) == 1
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["components"]["aws:fedh"]["account"] == "123456789012"
+    assert cli["components"]["aws:fedh"]["arn"].startswith("arn:aws:sts::123456789012:")
+    assert cli["components"]["sqs:brokenh"]["error"]
