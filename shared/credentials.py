@@ -11,7 +11,6 @@ AWS access for a source is either
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -33,8 +32,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .config import Settings, Source, is_secret_name
 from .errors import AwsCredentialError, FatalError
+from .logsafe import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 T = TypeVar("T")
 
 MONITOR_SCOPE = "https://monitor.azure.com/.default"

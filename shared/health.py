@@ -6,7 +6,6 @@ and source. The workbook and the alert rules in infra/ read them.
 """
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -15,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .formats.base import iso
+from .logsafe import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 
 HEALTH_TABLE = "AWSS3ConnectorHealth_CL"
 

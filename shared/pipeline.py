@@ -11,7 +11,6 @@ Every failure ends in exactly one of: retried (TransientError is raised on), spl
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -36,13 +35,14 @@ from .errors import (
 )
 from .health import HEALTH_TABLE, Forwarded, ObjectStats, PollStats, report, run_check
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
+from .logsafe import get_logger
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .queues import Queue, queue_service, table_client
 from .reader import TextSource, decompress
 from .schemas import stream_of
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 
 
 @dataclass

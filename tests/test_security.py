@@ -315,3 +315,38 @@ def test_the_health_endpoint_shows_no_account_arn_or_error_text_the_cli_does(wor
     assert cli["components"]["aws:fedh"]["account"] == "123456789012"
     assert cli["components"]["aws:fedh"]["arn"].startswith("arn:aws:sts::123456789012:")
     assert cli["components"]["sqs:brokenh"]["error"]
+
+
+# ---- control characters in keys cannot forge log lines --------------------------------------
+def test_printable_escapes_every_control_and_direction_character():
+    from shared.logsafe import printable
+
+    assert printable("a\nb\r\x1b[31m\u202etxt.exe\x00\x7f\x85") == \
+        "a\\nb\\r\\x1b[31m\\u202etxt.exe\\x00\\x7f\\x85"
+    assert printable("AWSLogs/ünïcode key+x.json.gz") == "AWSLogs/ünïcode key+x.json.gz"
+
+
+def test_a_key_with_newlines_and_escapes_is_logged_escaped(world, caplog):
+    import logging
+    import re
+    from urllib.parse import quote_plus
+
+    # GIVEN a notification (anyone who can write to the queue) whose key carries a newline, a
+    # forged log line, an ANSI escape and a direction override
+    src = world.add_source("ctl")
+    evil = "app/x\n2026-01-01 CRITICAL forged line\x1b[2J\u202e.log"
+    world.send_raw(src, json.dumps({"Records": [{
+        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": src["_bucket"]}, "object": {"key": quote_plus(evil)}}}]}))
+    world.configure()
+    host = world.host()
+    # WHEN it is polled and processed (the object is not there: dead-lettered)
+    with caplog.at_level(logging.INFO):
+        host.run_timer()
+        host.drain()
+    # THEN it is named in the log, escaped, and no line carries a raw control character
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith(("shared",
+                                                                             "function_app"))]
+    assert any("app/x\\n2026-01-01 CRITICAL forged line\\x1b[2J\\u202e.log" in m
+               for m in messages), messages
+    assert not [m for m in messages if re.search("[\x00-\x1f\x7f\u202e]", m)]
