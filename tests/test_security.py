@@ -350,3 +350,52 @@ def test_a_key_with_newlines_and_escapes_is_logged_escaped(world, caplog):
     assert any("app/x\\n2026-01-01 CRITICAL forged line\\x1b[2J\\u202e.log" in m
                for m in messages), messages
     assert not [m for m in messages if re.search("[\x00-\x1f\x7f\u202e]", m)]
+
+
+def test_a_message_that_breaks_forwarding_is_dead_lettered_alone_and_the_run_goes_on(world,
+                                                                                      monkeypatch):
+    from azure.core.exceptions import HttpResponseError
+
+    from shared import pipeline
+    from shared.poison import read_envelope
+
+    # GIVEN three notifications: one that crashes forwarding (a bug or input nobody foresaw),
+    # one the work queue refuses (413), and a genuine one
+    src = world.add_source("settle")
+    for marker in ("crash", "refuse"):
+        world.send_raw(src, json.dumps({"Records": [{
+            "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": src["_bucket"]}, "object": {"key": f"AWSLogs/{marker}"}}}]}))
+    key, data, n = guardduty(2)
+    world.put(src, key, data)
+    world.configure()
+    real_parse, real_send = pipeline.parse_body, pipeline.Queue.send
+
+    def parse(body, **kw):
+        if "AWSLogs/crash" in body:
+            raise RuntimeError("parser bug")
+        return real_parse(body, **kw)
+
+    def send(self, text, **kw):
+        if self.name == world.work_queue and "AWSLogs/refuse" in text:
+            err = HttpResponseError(message="The request body is too large")
+            err.status_code, err.error_code = 413, "RequestBodyTooLarge"
+            raise err
+        return real_send(self, text, **kw)
+
+    monkeypatch.setattr(pipeline, "parse_body", parse)
+    monkeypatch.setattr(pipeline.Queue, "send", send)
+    host = world.host()
+    # WHEN the timer runs
+    host.run_timer()
+    host.drain()
+    # THEN each is settled alone: two dead-lettered with their reasons, one delivered, SQS empty
+    reasons = sorted(read_envelope(json.dumps(i)).reason for i in host.poison_items())
+    assert len(reasons) == 2
+    assert "unexpected RuntimeError while forwarding: parser bug" in reasons[1]
+    assert "work queue refused it (413 RequestBodyTooLarge)" in reasons[0]
+    assert len(world.accepted("Custom-AWSGuardDuty")) == n
+    assert not world.sqs.receive_message(QueueUrl=src["queueUrl"]).get("Messages")
+    beat = [r for r in world.accepted("Custom-AWSS3ConnectorHealth")
+            if r["Kind"] == "heartbeat"][0]
+    assert beat["Outcome"] == "ok" and beat["MessagesPoisoned"] == 2
