@@ -1470,7 +1470,7 @@ def summary(stages: list[Stage]) -> str:
     for st in stages:
         counts = ", ".join(f"{k}={v}" for k, v in st.counts.items())
         status = "ok  " if st.ok else "FAIL"
-        lines.append(f"{status} {st.name:<13} {st.seconds:5.1f}s  {counts}")
+        lines.append(f"{status} {st.name:<15} {st.seconds:5.1f}s  {counts}")
         for p in st.problems:
             lines.append(f"       - {p}")
         for n in st.notes:
