@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: all install test demo validate lint bench stack clean
+.PHONY: all install test demo validate lint bench stack clean lock audit
 
 all: test
 
@@ -14,8 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+# npm ci: exactly the versions (and integrity hashes) of package-lock.json, never a new resolve
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 install: $(VENV)/.installed node_modules/.installed
@@ -32,6 +33,18 @@ demo: install
 # Offline infrastructure checks (also part of `make test` through tests/test_infra*.py).
 validate: install
 	$(PY) tools/validate_infra.py
+
+# The deployed app's dependency set pinned with hashes, from requirements.txt (run it after
+# changing requirements.txt; PIP_COMPILE_ARGS=--upgrade moves every pin to the newest release).
+lock: install
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host $(PIP_COMPILE_ARGS) \
+	  --output-file=requirements.lock requirements.txt
+
+# pip-audit on requirements.lock: a known vulnerability fails; no advisory database reachable
+# is a warning (also run by make test: tests/test_supply_chain.py).
+audit: install
+	$(PY) tools/audit_lock.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -3,14 +3,14 @@ input, calls one function in shared.pipeline, and logs or raises. See DESIGN.md.
 from __future__ import annotations
 
 import json
-import logging
 
 import azure.functions as func
 
 from shared import pipeline
+from shared.logsafe import get_logger
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-log = logging.getLogger("function_app")
+log = get_logger("function_app")  # control characters escaped (shared/logsafe.py)
 
 
 @app.timer_trigger(arg_name="timer", schedule="%POLL_SCHEDULE%", run_on_startup=False,

@@ -172,7 +172,8 @@ def bench_poll(scale: int) -> list[tuple[str, str]]:
         stack.keyvault.set_secret("s", "secret")
         os.environ.update({"AWS_SOURCES": json.dumps([{
             "name": "bench", "queueUrl": url, "region": "us-east-1",
-            "accessKeyIdSecret": "k", "secretAccessKeySecret": "s"}]),
+            "accessKeyIdSecret": "k", "secretAccessKeySecret": "s",
+            "buckets": {"bench-logs": ["AWSLogs/"]}}]),
             "SQS_WAIT_SECONDS": "0", "POLL_TIME_BUDGET_SECONDS": "300"})
         pipeline.reset_connector()
         conn = pipeline.connector()
@@ -182,7 +183,7 @@ def bench_poll(scale: int) -> list[tuple[str, str]]:
                 sqs.send_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(j), "MessageBody": json.dumps({"Records": [{
                         "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                        "s3": {"bucket": {"name": "b"},
+                        "s3": {"bucket": {"name": "bench-logs"},
                                "object": {"key": f"AWSLogs/k{i + j}", "eTag": "e"}}}]})}
                     for j in range(10)])
             t = time.perf_counter()

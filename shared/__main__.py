@@ -109,7 +109,7 @@ def _backfill(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from .pipeline import check_health
 
-    status, body = check_health()
+    status, body = check_health(detail=True)  # the operator's own shell: everything
     print(json.dumps(body, indent=1))
     return 0 if status == 200 else 1
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import logging
 import time
 import zlib
 from array import array
@@ -29,9 +28,10 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from .logsafe import get_logger
 from .notifications import ObjectRef
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 
 DONE = "done"          # every record accepted (or deliberately skipped)
 PARTIAL = "partial"    # finished, but some records were dead-lettered

@@ -40,23 +40,27 @@ class Source:
     role_arn: str | None = None
     access_key_id_secret: str | None = None
     secret_access_key_secret: str | None = None
-    # bucket -> allowed key prefixes ("" = whole bucket). Empty mapping = every bucket.
+    # The allow-list: bucket -> key prefixes ("" = the whole bucket, said explicitly). It fails
+    # closed: an empty mapping allows nothing (load_settings refuses one anyway).
     buckets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     format_rules: tuple[FormatRule, ...] = ()
     # key prefix -> sensitive kind (cloudtrail, guardduty, securityhub) that prefix carries,
     # longest prefix first: the only way content without AWS's key layout becomes such rows
     kinds: tuple[tuple[str, str], ...] = ()
     filters: Filters = field(default_factory=Filters)  # shared/filters.py: drop before batching
+    # key prefixes whose unrecognised objects go to AWSS3Raw_CL; anything else unrecognised is
+    # dead-lettered (the raw table is readable by everyone in the workspace: opt in, per prefix)
+    raw_prefixes: tuple[str, ...] = ()
 
     @property
     def uses_keys(self) -> bool:
         return self.role_arn is None
 
     def allows(self, bucket: str, key: str) -> bool:
-        if not self.buckets:
-            return True
+        """True when s3://bucket/key is inside this source's allow-list. The poller, the queue
+        trigger and the CLI's replay/backfill all ask: a work item is never trusted alone."""
         prefixes = self.buckets.get(bucket)
-        if prefixes is None:
+        if not prefixes:
             return False
         return any(key.startswith(p) for p in prefixes)
 
@@ -66,6 +70,10 @@ class Source:
             if key.startswith(prefix):
                 return kind
         return None
+
+    def allows_raw(self, key: str) -> bool:
+        """True when an unrecognised object under ``key`` may go to the raw table."""
+        return any(key.startswith(p) for p in self.raw_prefixes)
 
     def format_for(self, key: str) -> str | None:
         for rule in self.format_rules:
@@ -134,7 +142,9 @@ SETTINGS_DOC: tuple[SettingDoc, ...] = (
     SettingDoc("AWS_SOURCES", "yes", "",
                "JSON list of sources: name, queueUrl, region, roleArn (federation) or "
                "accessKeyIdSecret + secretAccessKeySecret (Key Vault secret names), buckets "
-               "({bucket: [prefixes]}, optional allow-list), formatRules ([{pattern, format}])."),
+               "(required allow-list {bucket: [prefixes]}; each prefix ends in '/', \"\" = the "
+               "whole bucket), formatRules ([{pattern, format}]), rawPrefixes (key prefixes "
+               "whose unrecognised objects go to AWSS3Raw_CL; default none: dead-lettered)."),
     SettingDoc("LOGS_INGESTION_ENDPOINT", "yes", "",
                "Logs Ingestion endpoint of the DCR (kind Direct) or of a DCE, https://..."),
     SettingDoc("DCR_IMMUTABLE_ID", "yes", "", "Immutable id of the DCR (dcr-...)."),
@@ -186,6 +196,30 @@ SETTINGS_DOC: tuple[SettingDoc, ...] = (
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+# S3 bucket naming rules (general purpose buckets): 3-63 of a-z 0-9 . -, starting and ending
+# with a letter or digit, no "..", not an IP address, none of the reserved prefixes/suffixes.
+# An ARN (an access point, another account's bucket) is not a bucket name.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_BUCKET_RESERVED = (("xn--", "sthree-", "amzn-s3-demo-"), ("-s3alias", "--ol-s3", ".mrap",
+                                                           "--x-s3", "--table-s3"))
+# Key Vault secret names: 1-127 of letters, digits and '-'. A secret access key (40 chars with
+# '/' or '+') never fits; an access key id (AKIA/ASIA + 16) would, so it is refused by shape.
+_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+_ACCESS_KEY_ID = re.compile(r"^(AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}$")
+
+
+def is_bucket_name(name: object) -> bool:
+    """True for a valid S3 bucket name (never an ARN, an access point alias or an IP)."""
+    return (isinstance(name, str) and bool(_BUCKET.match(name)) and ".." not in name
+            and not _IPV4.match(name) and not name.startswith(_BUCKET_RESERVED[0])
+            and not name.endswith(_BUCKET_RESERVED[1]))
+
+
+def is_secret_name(name: object) -> bool:
+    """True for a valid Key Vault secret name."""
+    return (isinstance(name, str) and bool(_SECRET_NAME.match(name))
+            and not _ACCESS_KEY_ID.match(name))
 
 
 def _host_max_dequeue_count() -> int:
@@ -298,20 +332,16 @@ def _parse_sources(r: _Reader) -> tuple[Source, ...]:
                             "secretAccessKeySecret (Key Vault secret names)")
         if role_arn and not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", role_arn):
             r.errors.append(f"{where}: roleArn {role_arn!r} is not an IAM role ARN")
-        buckets: dict[str, tuple[str, ...]] = {}
-        raw_buckets = item.get("buckets") or {}
-        if isinstance(raw_buckets, list):
-            raw_buckets = {b: [""] for b in raw_buckets}
-        if not isinstance(raw_buckets, dict):
-            r.errors.append(f"{where}: buckets must map bucket name -> list of key prefixes")
-        else:
-            for bucket, prefixes in raw_buckets.items():
-                if isinstance(prefixes, str):
-                    prefixes = [prefixes]
-                if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
-                    r.errors.append(f"{where}: buckets[{bucket!r}] must be a list of prefixes")
-                    continue
-                buckets[bucket] = tuple(prefixes) or ("",)
+        for field_name, value in (("accessKeyIdSecret", key_id),
+                                  ("secretAccessKeySecret", secret)):
+            if value and not is_secret_name(value):
+                # never echo it: a pasted secret value is the likely mistake
+                r.errors.append(f"{where}: {field_name} must be the *name* of a Key Vault secret "
+                                "(1-127 of letters, digits and '-'); the value given is not a "
+                                "name and is not shown")
+        buckets = _parse_buckets(r, where, item.get("buckets"))
+        raw_prefixes = _parse_prefixes(r, f"{where}: rawPrefixes", item.get("rawPrefixes", []),
+                                       allow_empty_list=True)
         rules: list[FormatRule] = []
         for j, rule in enumerate(item.get("formatRules") or []):
             try:
@@ -324,7 +354,7 @@ def _parse_sources(r: _Reader) -> tuple[Source, ...]:
         sources.append(Source(name=name, queue_url=queue_url, region=region, role_arn=role_arn,
                               access_key_id_secret=key_id, secret_access_key_secret=secret,
                               buckets=buckets, format_rules=tuple(rules), kinds=kinds,
-                              filters=filters))
+                              filters=filters, raw_prefixes=raw_prefixes))
     return tuple(sources)
 
 
@@ -346,6 +376,45 @@ def _parse_kinds(r: _Reader, where: str, raw: Any) -> tuple[tuple[str, str], ...
             continue
         out.append((prefix, kind))
     return tuple(sorted(out, key=lambda pk: -len(pk[0])))
+
+
+def _parse_prefixes(r: _Reader, where: str, value: Any, *,
+                    allow_empty_list: bool = False) -> tuple[str, ...]:
+    """A list of key prefixes, each "" (everything) or ending in '/': a prefix such as "logs"
+    would also match "logs-evil/...", so it is refused rather than silently widened."""
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        r.errors.append(f"{where} must be a list of key prefixes (strings)")
+        return ()
+    if not value and not allow_empty_list:
+        r.errors.append(f"{where} is empty: list the key prefixes to read, or [\"\"] for the "
+                        "whole bucket")
+        return ()
+    for p in value:
+        if p and not p.endswith("/"):
+            r.errors.append(f"{where}: prefix {p!r} must end with '/' (as written it also "
+                            f"matches {p + '-other/'!r}); use {p + '/'!r}")
+    return tuple(value)
+
+
+def _parse_buckets(r: _Reader, where: str, value: Any) -> dict[str, tuple[str, ...]]:
+    """The required allow-list {bucket: [prefixes]}; nothing outside it is read."""
+    if value is None or value == {}:
+        r.errors.append(f"{where}: buckets is required: {{\"<bucket>\": [\"<prefix>/\"]}} "
+                        "names every bucket and key prefix this source may read (\"\" = the "
+                        "whole bucket); nothing outside it is read")
+        return {}
+    if not isinstance(value, dict):
+        r.errors.append(f"{where}: buckets must map bucket name -> list of key prefixes "
+                        "(a JSON object)")
+        return {}
+    buckets: dict[str, tuple[str, ...]] = {}
+    for bucket, prefixes in value.items():
+        if not is_bucket_name(bucket):
+            r.errors.append(f"{where}: buckets key {bucket[:80]!r} is not an S3 bucket name "
+                            "(3-63 of a-z 0-9 . -; not an ARN or access point alias)")
+            continue
+        buckets[bucket] = _parse_prefixes(r, f"{where}: buckets[{bucket!r}]", prefixes)
+    return buckets
 
 
 def _parse_routes(r: _Reader) -> dict[str, tuple[str, str]]:
@@ -409,6 +478,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         r.errors.append("AzureWebJobsStorage__tableServiceUri: missing (checkpoints need it)")
     audience = r.str("AWS_WEB_IDENTITY_AUDIENCE")
     vault = r.str("KEY_VAULT_URL")
+    if audience and not re.match(r"^(api|https)://[^\s/][^\s]*$", audience):
+        r.errors.append("AWS_WEB_IDENTITY_AUDIENCE: must be an App ID URI such as "
+                        "api://<app-id> (the aud the AWS role trusts)")
     if any(s.role_arn for s in sources) and not audience:
         r.errors.append("AWS_WEB_IDENTITY_AUDIENCE: missing (a source uses roleArn; set the App ID "
                         "URI trusted by the AWS OIDC provider)")

@@ -4,15 +4,17 @@ AWS access for a source is either
 * federation: a managed-identity token for ``AWS_WEB_IDENTITY_AUDIENCE`` exchanged through STS
   ``AssumeRoleWithWebIdentity``; botocore refreshes it itself before expiry (15 min advisory,
   10 min mandatory), fetching a fresh Azure token each time; or
-* access keys read from Key Vault (secret names per source), cached, and read again once when
-  AWS says the keys are invalid (rotation).
+* access keys read from Key Vault (secret names per source), cached for at most
+  ``SECRET_MAX_AGE_SECONDS`` (then read again and the clients rebuilt, so a disabled or rotated
+  key stops being used within that time), and read again at once when AWS says they are
+  invalid.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,16 +30,19 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import Settings, Source
+from .config import Settings, Source, is_secret_name
 from .errors import AwsCredentialError, FatalError
+from .logsafe import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 T = TypeVar("T")
 
 MONITOR_SCOPE = "https://monitor.azure.com/.default"
 AUTH_ERROR_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId",
                     "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException",
                     "AuthFailure", "InvalidToken"}
+# How long a Key Vault secret (and the AWS clients built from it) is used before it is read again.
+SECRET_MAX_AGE_SECONDS = 900.0
 AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4},
                     connect_timeout=10, read_timeout=60, max_pool_connections=16)
 
@@ -59,19 +64,27 @@ def scope_for(audience: str) -> str:
 
 
 class KeyVaultSecrets:
-    """Secret values by name, cached; ``get(name, fresh=True)`` reads the vault again."""
+    """Secret values by name, cached for ``max_age`` seconds; ``get(name, fresh=True)`` reads
+    the vault again. ``clock`` is injectable so a test can move time on."""
 
-    def __init__(self, vault_url: str, credential: TokenCredential):
+    def __init__(self, vault_url: str, credential: TokenCredential, *,
+                 max_age: float = SECRET_MAX_AGE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
         from azure.keyvault.secrets import SecretClient
 
         self._client = SecretClient(vault_url=vault_url, credential=credential)
-        self._cache: dict[str, str] = {}
+        self._cache: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self.max_age = max_age
+        self.clock = clock
 
     def get(self, name: str, *, fresh: bool = False) -> str:
+        if not is_secret_name(name):  # never sent, never echoed: it may be a pasted value
+            raise FatalError("a Key Vault secret name in AWS_SOURCES is not a valid name")
         with self._lock:
-            if not fresh and name in self._cache:
-                return self._cache[name]
+            cached = self._cache.get(name)
+            if not fresh and cached and self.clock() - cached[1] < self.max_age:
+                return cached[0]
         try:
             value = self._client.get_secret(name).value
         except ResourceNotFoundError as err:
@@ -81,7 +94,7 @@ class KeyVaultSecrets:
         if not value:
             raise FatalError(f"Key Vault secret {name!r} is empty")
         with self._lock:
-            self._cache[name] = value
+            self._cache[name] = (value, self.clock())
         return value
 
 
@@ -114,13 +127,20 @@ class AwsSessions:
         self._azure = azure
         self.secrets = secrets
         self._clients: dict[tuple[str, str], Any] = {}
+        self._built: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     def client(self, source: Source, service: str) -> Any:
         key = (source.name, service)
         with self._lock:
+            if key in self._clients and source.uses_keys and self.secrets is not None and \
+                    self.secrets.clock() - self._built[key] >= self.secrets.max_age:
+                # keys from Key Vault are re-read on a schedule: a key disabled or rotated in
+                # the vault stops being used within max_age, even if AWS still accepts it
+                del self._clients[key]
             if key not in self._clients:
                 self._clients[key] = self._session(source).client(service, config=AWS_CONFIG)
+                self._built[key] = self.secrets.clock() if self.secrets else 0.0
             return self._clients[key]
 
     def invalidate(self, source: Source) -> None:
@@ -189,6 +209,8 @@ class AwsSessions:
                     session = self._session(source, fresh_secrets=True)
                     self._clients[(source.name, service)] = session.client(service,
                                                                            config=AWS_CONFIG)
+                    self._built[(source.name, service)] = self.secrets.clock() \
+                        if self.secrets else 0.0
             try:
                 return fn(self.client(source, service))
             except ClientError as again:

@@ -7,7 +7,7 @@ and source. The workbook and the alert rules in infra/ read them.
 from __future__ import annotations
 
 import json
-import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .formats.base import iso
+from .logsafe import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 
 HEALTH_TABLE = "AWSS3ConnectorHealth_CL"
 
@@ -194,6 +195,25 @@ class HealthBuffer:
 
 # ---- component checks for GET /api/health ---------------------------------------------------
 
+# Details only the `check` CLI shows (it runs with the operator's own access): who we are in
+# AWS and raw error texts. /api/health answers anyone holding a function key.
+PRIVATE_DETAIL = {"account", "arn"}
+_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+
+def short_reason(err: BaseException) -> str:
+    """The error's type and code (an AWS error code, an HTTP status, our error kind), never
+    its text: enough to know which component to look at, nothing about the account."""
+    code = None
+    response = getattr(err, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        code = response.get("Error", {}).get("Code")
+    code = code or getattr(err, "error_code", None) or getattr(err, "status_code", None) \
+        or getattr(err, "kind", None)
+    code = str(code) if code is not None and _CODE.match(str(code)) else None
+    return type(err).__name__ + (f" ({code})" if code else "")
+
+
 @dataclass
 class Check:
     name: str
@@ -201,12 +221,16 @@ class Check:
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     ms: float = 0.0
+    reason: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, detail: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"status": "ok" if self.ok else "fail", "ms": self.ms}
-        out.update(self.detail)
-        if self.error:
+        out.update(self.detail if detail else
+                   {k: v for k, v in self.detail.items() if k not in PRIVATE_DETAIL})
+        if self.error and detail:
             out["error"] = self.error
+        elif self.error:
+            out["reason"] = f"{self.reason or 'failed'}; details: python -m shared check"
         return out
 
 
@@ -218,11 +242,12 @@ def run_check(name: str, fn: Callable[[], dict[str, Any] | None]) -> Check:
     except Exception as err:  # a health check reports every failure, whatever its type
         log.warning("health check %s failed: %s", name, err)
         return Check(name, False, error=f"{type(err).__name__}: {str(err)[:500]}",
-                     ms=round((time.monotonic() - start) * 1000, 1))
+                     ms=round((time.monotonic() - start) * 1000, 1), reason=short_reason(err))
 
 
-def report(checks: list[Check]) -> tuple[int, dict[str, Any]]:
+def report(checks: list[Check], *, detail: bool = True) -> tuple[int, dict[str, Any]]:
+    """``detail=False`` (the HTTP endpoint): status and a short reason per component."""
     healthy = all(c.ok for c in checks)
     body = {"status": "healthy" if healthy else "unhealthy", "time": _now(),
-            "components": {c.name: c.as_dict() for c in checks}}
+            "components": {c.name: c.as_dict(detail=detail) for c in checks}}
     return (200 if healthy else 503), body

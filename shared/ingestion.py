@@ -15,7 +15,6 @@ so that every retry decision is made here, explicitly:
 from __future__ import annotations
 
 import io
-import logging
 import random
 import threading
 import time
@@ -39,8 +38,9 @@ from .errors import (
     RecordTooLargeError,
     TransientDeliveryError,
 )
+from .logsafe import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 

@@ -12,7 +12,6 @@ Every failure ends in exactly one of: retried (TransientError is raised on), spl
 from __future__ import annotations
 
 import atexit
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 
 from . import checkpoints as cp
 from . import filters, formats, poison
@@ -30,6 +29,7 @@ from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_cred
 from .errors import (
     ConnectorError,
     FatalError,
+    FormatError,
     IntegrityError,
     NotificationError,
     ObjectReadError,
@@ -46,6 +46,7 @@ from .health import (
     run_check,
 )
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
+from .logsafe import get_logger
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .parquet_source import spooled
@@ -53,7 +54,7 @@ from .queues import Queue, queue_service, table_client
 from .reader import MAX_LINE_CHARS, TextSource, decompress
 from .schemas import stream_of
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # control characters escaped (logsafe)
 
 
 @dataclass
@@ -238,9 +239,19 @@ def forward_batch(conn: Connector, source: Source, messages: list[dict[str, Any]
     for message, fut in futures:
         try:
             outcome = fut.result()
-        except Exception as err:  # noqa: BLE001 - settled below, raised after the deletes
+        except (TransientError, AzureError) as err:  # left in SQS; raised after the deletes
             error = error or err
             continue
+        except Exception as err:  # noqa: BLE001 - a message we cannot handle (a bug, or input
+            # nobody foresaw) is settled alone: dead-lettered with its text, the rest go on
+            log.exception("source %s: forwarding SQS message %s failed", source.name,
+                          message.get("MessageId"))
+            try:
+                outcome = _poison_message(conn, source, message, FatalError(
+                    f"unexpected {type(err).__name__} while forwarding: {err}"))
+            except TransientError as dl_err:
+                error = error or dl_err
+                continue
         stats.add(outcome)
         done.append(message)
     delete_messages(conn, source, done, stats)
@@ -260,13 +271,24 @@ def forward_message(conn: Connector, source: Source, message: dict[str, Any]) ->
         out.poisoned = True
         return out
     out.skipped = [reason.split(" ")[0] for reason in parsed.skipped]
+    refused: list[str] = []
     for ref in parsed.objects:
         if not source.allows(ref.bucket, ref.key):
-            log.info("source %s: %s is outside the bucket/prefix allow-list; skipped",
-                     source.name, ref.uri)
+            log.warning("source %s: %r is outside the bucket/prefix allow-list; skipped",
+                        source.name, ref.uri[:300])
             out.skipped.append("outside-allow-list")
             continue
-        conn.work.send(ref.to_json())
+        try:
+            conn.work.send(ref.to_json())
+        except ValueError as err:  # this work item alone cannot be queued (over 64 KB)
+            refused.append(f"{ref.uri[:200]!r}: {err}")
+            continue
+        except HttpResponseError as err:
+            if err.status_code not in (400, 413):  # 413 RequestBodyTooLarge, 400 invalid
+                raise
+            refused.append(f"{ref.uri[:200]!r}: the work queue refused it ({err.status_code} "
+                           f"{err.error_code})")
+            continue
         out.enqueued += 1
     if parsed.rejected:
         # the unusable records of this body, dead-lettered once with their reasons; the good
@@ -275,7 +297,22 @@ def forward_message(conn: Connector, source: Source, message: dict[str, Any]) ->
                                 "rejected: " + "; ".join(parsed.rejected[:5]))
         conn.dead_letter(poison.for_body(body, err, source=source.name, message_id=message_id))
         out.poisoned = True
+    if refused:
+        # the others are on the work queue; this message is settled with the reason
+        poisoned = _poison_message(conn, source, message, NotificationError(
+            f"{len(refused)} object(s) of this notification cannot be queued: "
+            + "; ".join(refused[:3])))
+        out.poisoned = out.poisoned or poisoned.poisoned
     return out
+
+
+def _poison_message(conn: Connector, source: Source, message: dict[str, Any],
+                    error: ConnectorError) -> Forwarded:
+    """Dead-letter one SQS message with its reason (raises TransientError if the poison queue
+    cannot take it: the message then stays in SQS)."""
+    conn.dead_letter(poison.for_body(message.get("Body", ""), error, source=source.name,
+                                     message_id=message.get("MessageId")))
+    return Forwarded(poisoned=True)
 
 
 def delete_messages(conn: Connector, source: Source, messages: list[dict[str, Any]],
@@ -314,6 +351,17 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         # an object envelope, so `replay` can requeue it once the source is configured again
         error = FatalError(f"work item names unknown source {ref.source!r}; add it back to "
                            "AWS_SOURCES, then replay")
+        conn.dead_letter(poison.for_object(ref, error, stage="process", attempts=dequeue_count))
+        stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
+        stats.finish("dead_lettered", ref.event_time, error.message)
+        conn.emit_health([stats.row()])
+        return stats
+
+    if not source.allows(ref.bucket, ref.key):
+        # whatever sits in the Azure queue is not trusted alone: the object is never read
+        error = FatalError(f"work item {ref.uri} is outside source {source.name}'s bucket/prefix "
+                           "allow-list; not read. If it should be ingested, add the bucket and "
+                           "prefix to the source's buckets, then replay")
         conn.dead_letter(poison.for_object(ref, error, stage="process", attempts=dequeue_count))
         stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
         stats.finish("dead_lettered", ref.event_time, error.message)
@@ -405,8 +453,15 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
     text = TextSource(decompress(stream, where=ref.uri, limits=conn.settings.decompress_limits),
                       where=ref.uri)
-    fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key),
-                         kind=source.kind_for(ref.key))
+    override = source.format_for(ref.key)
+    fmt = formats.detect(ref.key, text.head, override=override, kind=source.kind_for(ref.key))
+    if fmt is formats.RAW and override is None and not source.allows_raw(ref.key):
+        # the raw table is readable by everyone in the workspace: only prefixes that opt in.
+        # A read fault met in the head (an unsupported container, a bomb) is the better reason.
+        text.finish()
+        raise FormatError(f"{ref.uri}: unrecognised format; add a rawPrefixes entry (or a "
+                          f"formatRules entry) to source {source.name} to ingest it raw into "
+                          f"{fmt.table}")
     stats.format, stats.table = fmt.name, fmt.table
     stats.integrity = stream.integrity
     if fmt.table is None:
@@ -522,14 +577,22 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
 
 # ---- HTTP: health ------------------------------------------------------------------------
 
-def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
-    """Check each component; 200 when all pass, 503 otherwise."""
+def check_health(conn: Connector | None = None, *,
+                 detail: bool = False) -> tuple[int, dict[str, Any]]:
+    """Check each component; 200 when all pass, 503 otherwise. ``detail`` (the `check` CLI
+    only) adds account ids, ARNs and raw error texts; /api/health gives a short reason."""
     if conn is None:
         try:
             conn = connector()
         except ConnectorError as err:
-            return 503, {"status": "unhealthy", "components": {
-                "settings": {"status": "fail", "error": err.message}}}
+            if detail:
+                failed = {"status": "fail", "error": err.message}
+            else:  # the names of the bad settings, not their values
+                names = sorted({p.split(":")[0].split("[")[0] for p in
+                                getattr(err, "problems", [])})
+                failed = {"status": "fail", "reason": f"invalid settings: {', '.join(names)}; "
+                                                      "details: python -m shared check"}
+            return 503, {"status": "unhealthy", "components": {"settings": failed}}
     checks = [run_check("settings", lambda: {"sources": len(conn.settings.sources)}),
               run_check("azure_token", lambda: _token_check(conn))]
     for source in conn.settings.sources:
@@ -539,7 +602,7 @@ def check_health(conn: Connector | None = None) -> tuple[int, dict[str, Any]]:
         checks.append(run_check("key_vault", lambda: _vault_check(conn)))
     checks.append(run_check("work_queue", lambda: {"depth": conn.work.depth()}))
     checks.append(run_check("poison_queue", lambda: {"depth": conn.poison.depth()}))
-    return report(checks)
+    return report(checks, detail=detail)
 
 
 def _token_check(conn: Connector) -> dict[str, Any]:

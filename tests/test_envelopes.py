@@ -102,7 +102,7 @@ def test_content_alone_never_makes_sensitive_rows(body: bytes, other: str) -> No
 def _settings(kinds) -> object:
     source = {"name": "s", "queueUrl": "https://sqs.us-east-1.amazonaws.com/1/q",
               "region": "us-east-1", "accessKeyIdSecret": "a", "secretAccessKeySecret": "b",
-              "kinds": kinds}
+              "buckets": {"logs": [""]}, "kinds": kinds}
     return load_settings({"AWS_SOURCES": json.dumps([source]),
                           "LOGS_INGESTION_ENDPOINT": "https://x", "DCR_IMMUTABLE_ID": "dcr-1",
                           "KEY_VAULT_URL": "https://v", "AzureWebJobsStorage": "x"})

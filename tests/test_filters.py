@@ -23,7 +23,7 @@ INTERNAL = {"name": "internal-accepts", "table": "AWSVPCFlow",
 def source(filters, **extra) -> dict:
     return {"name": "s", "queueUrl": "https://sqs.us-east-1.amazonaws.com/1/q",
             "region": "us-east-1", "accessKeyIdSecret": "a", "secretAccessKeySecret": "b",
-            "filters": filters, **extra}
+            "buckets": {"logs": [""]}, "filters": filters, **extra}
 
 
 def settings(*sources):

@@ -39,16 +39,22 @@ def test_health_is_503_naming_the_broken_component(world):
     status, body = call_health()
     assert status == 503 and body["status"] == "unhealthy"
     assert body["components"]["sqs:broken"]["status"] == "fail"
-    assert "NonExistentQueue" in body["components"]["sqs:broken"]["error"] or \
-        "does not exist" in body["components"]["sqs:broken"]["error"]
+    # the endpoint gives the error code, not the text (that is for `python -m shared check`)
+    assert "NonExistentQueue" in body["components"]["sqs:broken"]["reason"]
+    assert "error" not in body["components"]["sqs:broken"]
     assert body["components"]["aws:broken"]["status"] == "ok"
+    _, detail = pipeline.check_health(detail=True)
+    assert "NonExistentQueue" in detail["components"]["sqs:broken"]["error"] or \
+        "does not exist" in detail["components"]["sqs:broken"]["error"]
 
 
 def test_health_reports_invalid_settings_as_503(world, monkeypatch):
     monkeypatch.setenv("AWS_SOURCES", "not json")
     pipeline.reset_connector()
     status, body = call_health()
-    assert status == 503 and "AWS_SOURCES" in body["components"]["settings"]["error"]
+    assert status == 503 and "AWS_SOURCES" in body["components"]["settings"]["reason"]
+    _, detail = pipeline.check_health(detail=True)
+    assert "AWS_SOURCES: not valid JSON" in detail["components"]["settings"]["error"]
 
 
 def test_missing_key_vault_secret_is_a_failed_aws_component(world):
@@ -57,8 +63,10 @@ def test_missing_key_vault_secret_is_a_failed_aws_component(world):
     world.configure()
     status, body = call_health()
     assert status == 503
-    assert "does-not-exist" in body["components"]["aws:nokeys"]["error"]
-    assert "does-not-exist" in body["components"]["key_vault"]["error"]
+    assert body["components"]["aws:nokeys"]["reason"].startswith("FatalError")
+    _, detail = pipeline.check_health(detail=True)
+    assert "does-not-exist" in detail["components"]["aws:nokeys"]["error"]
+    assert "does-not-exist" in detail["components"]["key_vault"]["error"]
 
 
 def test_keys_are_read_again_from_key_vault_once_when_aws_refuses_them(world):

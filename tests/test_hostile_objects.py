@@ -245,7 +245,7 @@ def outcome(stack: Any) -> dict[str, Any]:
 
     with pytest.MonkeyPatch.context() as mp:
         world = World(stack, mp)
-        src = world.add_source("hostile")
+        src = world.add_source("hostile", rawPrefixes=[""])  # the raw cases opt in
         for case in CASES.values():
             world.put(src, case.key, case.data)
         world.configure()

@@ -329,7 +329,8 @@ def test_a_poison_queue_other_than_the_hosts_is_a_config_error():
 
     env = {"AWS_SOURCES": json.dumps([{
         "name": "p", "queueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
-        "region": "us-east-1", "roleArn": "arn:aws:iam::123456789012:role/R"}]),
+        "region": "us-east-1", "roleArn": "arn:aws:iam::123456789012:role/R",
+        "buckets": {"logs": ["AWSLogs/"]}}]),
         "LOGS_INGESTION_ENDPOINT": "https://dce.example", "DCR_IMMUTABLE_ID": "dcr-1",
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "AWS_WEB_IDENTITY_AUDIENCE": "api://x", "WORK_QUEUE": "objects"}

@@ -128,9 +128,26 @@ EXPECTED_ASSIGNMENTS = {  # (module file, role name, scope resource type)
 
 # ---- AWS ---------------------------------------------------------------------------------------
 ALLOWED_ROLE_ACTIONS = {
-    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueAttributes", "s3:GetObject", "s3:GetObjectVersion", "kms:Decrypt",
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "s3:GetObject",
+    "s3:GetObjectVersion", "kms:Decrypt",
 }
+# boto3 operations shared/ may call -> the IAM actions they are authorised as. The role holds
+# exactly what the code calls (stage aws-hardening); an operation missing here fails the stage.
+CODE_CALL_ACTIONS = {
+    "receive_message": {"sqs:ReceiveMessage"},
+    "delete_message": {"sqs:DeleteMessage"},
+    "delete_message_batch": {"sqs:DeleteMessage"},
+    "change_message_visibility": {"sqs:ChangeMessageVisibility"},
+    "change_message_visibility_batch": {"sqs:ChangeMessageVisibility"},
+    "get_queue_attributes": {"sqs:GetQueueAttributes"},
+    "get_queue_url": {"sqs:GetQueueUrl"},
+    "get_object": {"s3:GetObject", "s3:GetObjectVersion"},  # versionId -> GetObjectVersion
+    "head_object": {"s3:GetObject", "s3:GetObjectVersion"},
+    "list_objects_v2": {"s3:ListBucket"},
+    "get_caller_identity": set(),  # needs no permission
+}
+# granted by the operator only when used: `python -m shared backfill` lists the bucket
+OPTIONAL_CODE_ACTIONS = {"s3:ListBucket"}
 
 
 @dataclass
@@ -919,8 +936,8 @@ def check_aws_policy() -> Stage:
                         stage.fail(f"{where}: {name}: statement {st.get('Sid')} on Resource '*'")
             for act in sorted(actions - ALLOWED_ROLE_ACTIONS):
                 stage.fail(f"{where}: {name}: action {act} is not needed by the connector")
-            for act in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                        "sqs:GetQueueAttributes", "s3:GetObject"):
+            for act in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                        "s3:GetObject"):
                 if act not in actions:
                     stage.fail(f"{where}: {name}: action {act} is missing")
             stage.counts["role_actions"] = len(actions)
@@ -1002,6 +1019,358 @@ def _statements(doc: Any) -> list[dict[str, Any]]:
 
 
 # =================================================================================================
+# AWS hardening: who may send, consume and purge; least privilege; KMS; the trust's session name
+# =================================================================================================
+AWS_CLIENT_NAMES = {"c", "client", "s3", "sqs", "sts"}
+CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:PurgeQueue",
+                   "sqs:ChangeMessageVisibility"}
+
+
+def code_aws_actions(shared: Path = ROOT / "shared") -> tuple[set[str], list[str]]:
+    """IAM actions of the boto3 operations shared/ calls. Every AWS call goes through
+    ``AwsSessions.call(source, service, lambda c: c.<operation>(...))`` (or a function whose
+    parameter is the client: ``def pages(s3): s3.get_paginator("list_objects_v2")``), so the
+    operations are the attribute calls on such a parameter."""
+    actions: set[str] = set()
+    problems: list[str] = []
+    for path in sorted(shared.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.Lambda, ast.FunctionDef)):
+                continue
+            params = {a.arg for a in fn.args.args} & AWS_CLIENT_NAMES
+            if not params:
+                continue
+            for node in ast.walk(fn):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id in params):
+                    continue
+                name = node.func.attr
+                if name == "get_paginator" and node.args and \
+                        isinstance(node.args[0], ast.Constant):
+                    name = node.args[0].value
+                if name in CODE_CALL_ACTIONS:
+                    actions |= CODE_CALL_ACTIONS[name]
+                else:
+                    problems.append(f"{rel(path)}:{node.lineno}: AWS operation {name} is not in "
+                                    "CODE_CALL_ACTIONS (tools/validate_infra.py): say which IAM "
+                                    "action it needs")
+    return actions, problems
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _is_ref_to(node: Any, logical_id: str) -> bool:
+    """!Ref X or !GetAtt X.Arn / [X, Arn]."""
+    if not isinstance(node, dict):
+        return False
+    if node.get("Ref") == logical_id:
+        return True
+    att = node.get("Fn::GetAtt")
+    if isinstance(att, str):
+        att = att.split(".", 1)
+    return isinstance(att, list) and att and att[0] == logical_id
+
+
+def _conditions(st: dict[str, Any], operator: str) -> dict[str, Any]:
+    return (st.get("Condition") or {}).get(operator) or {}
+
+
+def check_queue_policy(where: str, queue_id: str, doc: dict[str, Any], role_id: str,
+                       *, sender_checked: bool = True) -> list[str]:
+    """The deny statements one queue policy must have."""
+    problems = []
+    stmts = _statements(doc)
+    denies = [st for st in stmts if st.get("Effect") == "Deny" and st.get("Principal") == "*"]
+
+    def on_queue(st: dict[str, Any]) -> bool:
+        return any(_is_ref_to(r, queue_id) for r in _as_list(st.get("Resource")))
+
+    send = [st for st in denies if on_queue(st) and "sqs:SendMessage" in _as_list(st["Action"])
+            and "aws:PrincipalArn" in _conditions(st, "ArnNotEquals")]
+    if not send:
+        problems.append(f"{where}: {queue_id}: no Deny of sqs:SendMessage unless aws:SourceArn is "
+                        "the sender (or the principal the connector role)")
+    for st in send:
+        cond = _conditions(st, "ArnNotEquals")
+        if sender_checked and "aws:SourceArn" not in cond:
+            problems.append(f"{where}: {queue_id}: the SendMessage deny does not test "
+                            "aws:SourceArn")
+        if not _is_ref_to(cond.get("aws:PrincipalArn"), role_id):
+            problems.append(f"{where}: {queue_id}: the SendMessage deny exempts a principal "
+                            "other than the connector role")
+    consume = [st for st in denies if on_queue(st)
+               and CONSUME_ACTIONS <= set(_as_list(st["Action"]))]
+    if not consume:
+        problems.append(f"{where}: {queue_id}: no Deny of {', '.join(sorted(CONSUME_ACTIONS))} "
+                        "for everyone but the connector role")
+    for st in consume:
+        if not _is_ref_to(_conditions(st, "ArnNotEquals").get("aws:PrincipalArn"), role_id):
+            problems.append(f"{where}: {queue_id}: the consume deny must exempt only the "
+                            "connector role (ArnNotEquals aws:PrincipalArn)")
+    tls = [st for st in denies if on_queue(st) and "sqs:*" in _as_list(st["Action"])
+           and str(_conditions(st, "Bool").get("aws:SecureTransport")).lower() == "false"]
+    if not tls:
+        problems.append(f"{where}: {queue_id}: no Deny of sqs:* without aws:SecureTransport")
+    return problems
+
+
+def _pattern_of(tpl: dict[str, Any], param: str) -> re.Pattern[str] | None:
+    pattern = tpl.get("Parameters", {}).get(param, {}).get("AllowedPattern")
+    return re.compile(pattern) if pattern else None
+
+
+# values each parameter pattern must accept / refuse (CloudFormation anchors nothing itself)
+PARAMETER_CASES = {
+    "AppIdUri": (["api://11111111-2222-3333-4444-555555555555", "api://sentinel-s3",
+                  "https://contoso.onmicrosoft.com/sentinel"],
+                 ["", "sentinel", "api://x/.default", "api://a b", "http://contoso.com/app",
+                  "api://x\"", "https://contoso.com/app/.default "]),
+    "LogKeyPrefix": (["", "AWSLogs/", "AWSLogs/123456789012/CloudTrail/"],
+                     ["logs", "AWSLogs/*", "a/b", 'a"/']),
+    "LogKeyPrefix2": (["", "vpc/"], ["vpc"]),
+    "LogKeyPrefix3": (["", "vpc/"], ["vpc"]),
+    "LogKeyPrefix4": (["", "vpc/"], ["vpc"]),
+}
+
+
+def check_aws_hardening() -> Stage:
+    stage = Stage("aws-hardening")
+    used, problems = code_aws_actions()
+    for p in problems:
+        stage.fail(p)
+    stage.counts["code_actions"] = len(used)
+    for path in cfn_templates():
+        where = rel(path)
+        try:
+            tpl = _decode_cfn(path)
+        except ValueError as err:
+            stage.fail(str(err))
+            continue
+        resources = tpl.get("Resources", {})
+        roles = [k for k, v in resources.items() if v.get("Type") == "AWS::IAM::Role"]
+        queues = [k for k, v in resources.items() if v.get("Type") == "AWS::SQS::Queue"]
+        if len(roles) != 1:
+            stage.fail(f"{where}: expected one connector role, found {len(roles)}")
+            continue
+        role_id = roles[0]
+        role = resources[role_id]["Properties"]
+        # least privilege: the role holds what the code calls, nothing more
+        actions: set[str] = set()
+        for pol in role.get("Policies", []):
+            for st in _statements(pol["PolicyDocument"]):
+                acts = set(_as_list(st.get("Action")))
+                actions |= acts
+                if "kms:Decrypt" in acts:
+                    cond = st.get("Condition") or {}
+                    if "kms:ViaService" not in cond.get("StringEquals", {}):
+                        stage.fail(f"{where}: {st.get('Sid')}: kms:Decrypt without kms:ViaService")
+                    context = [k for op in cond.values() for k in op
+                               if k.startswith("kms:EncryptionContext:")]
+                    if not context:
+                        stage.fail(f"{where}: {st.get('Sid')}: kms:Decrypt without an "
+                                   "encryption-context condition")
+        for act in sorted(actions - used - {"kms:Decrypt"}):
+            stage.fail(f"{where}: {role_id}: {act} is granted but shared/ never calls it")
+        for act in sorted(used - actions - OPTIONAL_CODE_ACTIONS):
+            stage.fail(f"{where}: {role_id}: shared/ calls an operation needing {act}, which "
+                       "the role lacks")
+        stage.counts["role_actions"] = len(actions)
+        # the trust pins the session name the code uses
+        trust = role["AssumeRolePolicyDocument"]
+        body = trust["Fn::Sub"] if isinstance(trust, dict) and "Fn::Sub" in trust else None
+        if body is None:
+            stage.fail(f"{where}: {role_id}: trust policy must be a !Sub JSON document")
+        else:
+            from shared.config import Source
+            from shared.credentials import session_name
+
+            body = body if isinstance(body, str) else body[0]
+            name = "prod-us-east-1." + "x" * 37  # the longest SourceName the pattern allows
+            doc = json.loads(_substitute_params(body, {"SourceName": name}))
+            pinned = {st.get("Condition", {}).get("StringEquals", {}).get("sts:RoleSessionName")
+                      for st in doc.get("Statement", [])}
+            expected = session_name(Source(name=name, queue_url="", region="us-east-1"))
+            if pinned != {expected}:
+                stage.fail(f"{where}: {role_id}: trust policy must pin sts:RoleSessionName to "
+                           f"the connector's session name {expected!r} (found {pinned})")
+            source_pattern = _pattern_of(tpl, "SourceName")
+            if source_pattern is None or not source_pattern.match(name) or \
+                    source_pattern.match(name + "x"):
+                stage.fail(f"{where}: SourceName must allow at most {len(name)} characters "
+                           "(sentinel-s3-<name> is at most 64, STS's limit)")
+        for param, (good, bad) in PARAMETER_CASES.items():
+            pattern = _pattern_of(tpl, param)
+            if pattern is None:
+                stage.fail(f"{where}: parameter {param} needs an AllowedPattern")
+                continue
+            for value in good:
+                if not pattern.fullmatch(value):
+                    stage.fail(f"{where}: {param} refuses the valid value {value!r}")
+            for value in bad:
+                if pattern.fullmatch(value):
+                    stage.fail(f"{where}: {param} accepts {value!r}")
+        # every queue has a policy with the denies; the dead-letter queue has an alarm
+        policies: dict[str, dict[str, Any]] = {}
+        for res in resources.values():
+            if res.get("Type") == "AWS::SQS::QueuePolicy":
+                for q in res["Properties"].get("Queues", []):
+                    if isinstance(q, dict) and "Ref" in q:
+                        policies[q["Ref"]] = res["Properties"]["PolicyDocument"]
+        dlqs = {v["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                for v in resources.values() if v.get("Type") == "AWS::SQS::Queue"
+                and "RedrivePolicy" in v.get("Properties", {})}
+        for queue_id in queues:
+            if queue_id not in policies:
+                stage.fail(f"{where}: {queue_id}: no queue policy")
+                continue
+            for p in check_queue_policy(where, queue_id, policies[queue_id], role_id):
+                stage.fail(p)
+        alarms = [v["Properties"] for v in resources.values()
+                  if v.get("Type") == "AWS::CloudWatch::Alarm"]
+        for dlq in dlqs:
+            if not any(a.get("MetricName") == "ApproximateNumberOfMessagesVisible" and
+                       any(_is_ref_to(d.get("Value"), dlq) for d in a.get("Dimensions", []))
+                       for a in alarms):
+                stage.fail(f"{where}: {dlq}: no CloudWatch alarm on the dead-letter queue depth "
+                           "(ApproximateNumberOfMessagesVisible)")
+        stage.counts["queues"] = stage.counts.get("queues", 0) + len(queues)
+    return stage
+
+
+# =================================================================================================
+# Azure hardening: audit logs to the workspace, no basic-auth publishing, private-network mode
+# =================================================================================================
+# module file -> (symbol of the resource a diagnostic setting is scoped to, log categories)
+REQUIRED_DIAGNOSTICS = [
+    ("keyvault.bicep", "vault", {"AuditEvent"}),
+    ("storage.bicep", "blobService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    ("storage.bicep", "queueService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    ("storage.bicep", "tableService", {"StorageRead", "StorageWrite", "StorageDelete"}),
+    ("function-app.bicep", "functionApp", {"FunctionAppLogs"}),
+    ("dcr.bicep", "dataCollectionRule", {"LogErrors"}),
+]
+PRIVATE_ENDPOINT_GROUPS = {"blob", "queue", "table", "vault"}
+
+
+def _body(node: dict[str, Any]) -> dict[str, Any]:
+    """A resource's or module's own config, under any condition / loop wrapper."""
+    config = node.get("config", {})
+    while isinstance(config, dict) and "config" in config and \
+            ("condition" in config or "loop_type" in config):
+        config = config["config"]
+    return config
+
+
+def _condition(node: dict[str, Any]) -> Any:
+    return node.get("config", {}).get("condition")
+
+
+def _mentions(node: Any, name: str) -> bool:
+    return name in json.dumps(node, default=str)
+
+
+def check_azure_hardening() -> Stage:
+    stage = Stage("azure-hardening")
+    modules = BICEP_DIR / "modules"
+    for file, target, categories in REQUIRED_DIAGNOSTICS:
+        tree = parse_bicep(modules / file)
+        found = False
+        for res in tree.get("resources", {}).values():
+            body = _body(res)
+            if res.get("type") != "Microsoft.Insights/diagnosticSettings" or \
+                    body.get("scope") != target:
+                continue
+            props = body.get("properties", {})
+            enabled = {lg.get("category") for lg in props.get("logs", []) if lg.get("enabled")}
+            if not props.get("workspaceId"):
+                stage.fail(f"{file}: diagnostic setting of {target} has no workspaceId")
+            elif not categories <= enabled:
+                stage.fail(f"{file}: diagnostic setting of {target} lacks "
+                           f"{', '.join(sorted(categories - enabled))}")
+            else:
+                found = True
+        if not found:
+            stage.fail(f"{file}: no diagnostic setting sending {', '.join(sorted(categories))} "
+                       f"of {target} to the workspace")
+        stage.counts["diagnostic_settings"] = stage.counts.get("diagnostic_settings", 0) + found
+    # publishing: no FTP / SCM basic authentication
+    app = parse_bicep(modules / "function-app.bicep")
+    policies = {_body(r).get("name"): _body(r).get("properties", {}).get("allow")
+                for r in app.get("resources", {}).values()
+                if r.get("type") == "Microsoft.Web/sites/basicPublishingCredentialsPolicies"}
+    for name in ("ftp", "scm"):
+        if policies.get(name) is not False:
+            stage.fail(f"function-app.bicep: basicPublishingCredentialsPolicies '{name}' must "
+                       "set allow: false (no basic-auth publishing)")
+    site = next((_body(r) for r in app.get("resources", {}).values()
+                 if r.get("type") == "Microsoft.Web/sites"), {})
+    if not _mentions(site.get("properties", {}).get("virtualNetworkSubnetId"),
+                     "virtualNetworkSubnetResourceId"):
+        stage.fail("function-app.bicep: the site's virtualNetworkSubnetId must come from "
+                   "virtualNetworkSubnetResourceId (VNet integration in private-network mode)")
+    # the data plane follows publicNetworkAccess, and Deny follows Disabled
+    for file, symbol in (("storage.bicep", "storageAccount"), ("keyvault.bicep", "vault")):
+        tree = parse_bicep(modules / file)
+        props = _body(tree["resources"][symbol]).get("properties", {})
+        if props.get("publicNetworkAccess") != "publicNetworkAccess":
+            stage.fail(f"{file}: {symbol}.publicNetworkAccess must be the publicNetworkAccess "
+                       "parameter (Disabled in private-network mode)")
+        acl = props.get("networkAcls", {}).get("defaultAction")
+        if not (_mentions(acl, "publicNetworkAccess") and _mentions(acl, "Deny")):
+            stage.fail(f"{file}: {symbol}.networkAcls.defaultAction must be Deny when public "
+                       "access is Disabled")
+    # main.bicep: the mode is a parameter, off by default, and wires every part
+    main = parse_bicep(MAIN_BICEP)
+    param = main.get("parameters", {}).get("privateNetworking", {})
+    if param.get("type") != "bool" or param.get("default") is not False:
+        stage.fail("main.bicep: param privateNetworking bool = false is missing (off by default)")
+    mods = main.get("modules", {})
+    for name in ("storage", "keyVault"):
+        value = _body(mods.get(name, {})).get("params", {}).get("publicNetworkAccess")
+        resolved = main.get("variables", {}).get(value, {}).get("value") \
+            if isinstance(value, str) else value
+        if not (_mentions(resolved, "privateNetworking") and _mentions(resolved, "Disabled")):
+            stage.fail(f"main.bicep: module {name} must get publicNetworkAccess Disabled when "
+                       "privateNetworking is true")
+    network = mods.get("network", {})
+    if _condition(network) != "privateNetworking" or \
+            _body(network) == {} or "network.bicep" not in json.dumps(network.get("detail")):
+        stage.fail("main.bicep: module network (modules/network.bicep) must be deployed "
+                   "if (privateNetworking)")
+    endpoints = [m for m in mods.values() if "private-endpoint.bicep" in
+                 json.dumps(m.get("detail"))]
+    groups: set[str] = set()
+    for m in endpoints:
+        if _condition(m) != "privateNetworking":
+            stage.fail("main.bicep: private endpoints must be deployed if (privateNetworking)")
+        loop = m.get("config", {}).get("loop_type", {}).get("detail", {})
+        items = main.get("variables", {}).get(loop.get("array_name", ""), {}).get("value", [])
+        groups |= {item.get("name") for item in items if isinstance(item, dict)}
+    for group in sorted(PRIVATE_ENDPOINT_GROUPS - groups):
+        stage.fail(f"main.bicep: no private endpoint for {group}")
+    app_params = _body(mods.get("functionApp", {})).get("params", {})
+    if not _mentions(app_params.get("virtualNetworkSubnetResourceId"), "privateNetworking"):
+        stage.fail("main.bicep: the Function App must get the network's app subnet when "
+                   "privateNetworking is true")
+    net = parse_bicep(modules / "network.bicep")
+    delegations = {d.get("properties", {}).get("serviceName")
+                   for r in net.get("resources", {}).values()
+                   if r.get("type") == "Microsoft.Network/virtualNetworks"
+                   for sub in _body(r).get("properties", {}).get("subnets", [])
+                   if sub.get("name") == "app"
+                   for d in sub.get("properties", {}).get("delegations", [])}
+    if "Microsoft.App/environments" not in delegations:
+        stage.fail("network.bicep: the app subnet must be delegated to Microsoft.App/environments "
+                   "(Flex Consumption VNet integration)")
+    stage.counts["private_endpoints"] = len(groups)
+    return stage
+
+
+# =================================================================================================
 # checkov
 # =================================================================================================
 def run_checkov(directory: Path, framework: str) -> dict[str, Any]:
@@ -1072,6 +1441,8 @@ CHECKS: list[tuple[str, Callable[[], Stage]]] = [
     ("health-values", check_health_values),
     ("cfn-lint", check_cfn_lint),
     ("aws-policy", check_aws_policy),
+    ("aws-hardening", check_aws_hardening),
+    ("azure-hardening", check_azure_hardening),
     ("checkov", check_checkov),
 ]
 
@@ -1084,7 +1455,8 @@ def run(skip: set[str] | None = None) -> list[Stage]:
             continue
         if name != "bicep-parse" and not parsed_ok and name in {"streams", "app-settings",
                                                                   "rbac", "parameters", "kql",
-                                                                  "health-values", "checkov"}:
+                                                                  "health-values", "checkov",
+                                                                  "azure-hardening"}:
             stages.append(Stage(name, problems=["not run: a .bicep file does not parse"]))
             continue
         start = time.monotonic()
@@ -1104,7 +1476,7 @@ def summary(stages: list[Stage]) -> str:
     for st in stages:
         counts = ", ".join(f"{k}={v}" for k, v in st.counts.items())
         status = "ok  " if st.ok else "FAIL"
-        lines.append(f"{status} {st.name:<13} {st.seconds:5.1f}s  {counts}")
+        lines.append(f"{status} {st.name:<15} {st.seconds:5.1f}s  {counts}")
         for p in st.problems:
             lines.append(f"       - {p}")
         for n in st.notes:

@@ -20,7 +20,7 @@ param tags object = {}
 @description('Required. Resource id of the existing Log Analytics workspace with Microsoft Sentinel enabled.')
 param logAnalyticsWorkspaceResourceId string
 
-@description('Required. AWS_SOURCES: list of sources, each {name, queueUrl, region, roleArn} for role federation or {name, queueUrl, region, accessKeyIdSecret, secretAccessKeySecret} (Key Vault secret names) for access keys, with optional buckets ({bucket: [prefixes]}) and formatRules ([{pattern, format}]). No secret values here.')
+@description('Required. AWS_SOURCES: list of sources, each {name, queueUrl, region, roleArn} for role federation or {name, queueUrl, region, accessKeyIdSecret, secretAccessKeySecret} (Key Vault secret names) for access keys, with the required allow-list buckets ({bucket: [prefixes ending in /]}, [\'\'] = the whole bucket), optional formatRules ([{pattern, format}]) and rawPrefixes (key prefixes whose unrecognised objects go to AWSS3Raw_CL; default none). No secret values here.')
 param awsSources array
 
 @description('Optional. AWS_WEB_IDENTITY_AUDIENCE: App ID URI of the Entra app registration trusted by the AWS IAM OIDC provider (e.g. api://<app-id>). Required when a source has roleArn.')
@@ -129,6 +129,18 @@ param failureRateThresholdPercent int = 5
 @description('Optional. Create the alert rules enabled.')
 param alertsEnabled bool = true
 
+@description('Optional. Private-network mode: storage and Key Vault get publicNetworkAccess Disabled and private endpoints, the Function App VNet integration with outbound through a NAT gateway (one static IP). Off by default.')
+param privateNetworking bool = false
+
+@description('Optional. Address space of the virtual network (private-network mode only).')
+param virtualNetworkAddressPrefix string = '10.40.0.0/24'
+
+@description('Optional. Subnet of the Function App VNet integration, inside virtualNetworkAddressPrefix (private-network mode only).')
+param appSubnetAddressPrefix string = '10.40.0.0/26'
+
+@description('Optional. Subnet of the private endpoints, inside virtualNetworkAddressPrefix (private-network mode only).')
+param privateEndpointSubnetAddressPrefix string = '10.40.0.64/27'
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -143,6 +155,26 @@ var allTags = union(tags, {
 })
 
 var workspaceSegments = split(logAnalyticsWorkspaceResourceId, '/')
+var dataPlaneAccess = privateNetworking ? 'Disabled' : 'Enabled'
+// private-network mode: one endpoint per sub-resource the app uses
+var privateEndpoints = [
+  {
+    name: 'blob'
+    target: 'storage'
+  }
+  {
+    name: 'queue'
+    target: 'storage'
+  }
+  {
+    name: 'table'
+    target: 'storage'
+  }
+  {
+    name: 'vault'
+    target: 'keyVault'
+  }
+]
 
 // ---------------------------------------------------------------------------------------------
 // Resources
@@ -172,6 +204,8 @@ module storage 'modules/storage.bicep' = {
     checkpointTableName: checkpointTableName
     deploymentContainerName: deploymentContainerName
     principalId: identity.outputs.principalId
+    logAnalyticsWorkspaceResourceId: logAnalyticsWorkspaceResourceId
+    publicNetworkAccess: dataPlaneAccess
   }
 }
 
@@ -182,8 +216,35 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: allTags
     principalId: identity.outputs.principalId
+    logAnalyticsWorkspaceResourceId: logAnalyticsWorkspaceResourceId
+    publicNetworkAccess: dataPlaneAccess
   }
 }
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: '${deployment().name}-network'
+  params: {
+    name: 'awss3-${baseName}'
+    location: location
+    tags: allTags
+    addressPrefix: virtualNetworkAddressPrefix
+    appSubnetPrefix: appSubnetAddressPrefix
+    endpointSubnetPrefix: privateEndpointSubnetAddressPrefix
+  }
+}
+
+module endpoints 'modules/private-endpoint.bicep' = [for ep in privateEndpoints: if (privateNetworking) {
+  name: '${deployment().name}-pe-${ep.name}'
+  params: {
+    name: 'pe-${ep.name}-awss3-${baseName}'
+    location: location
+    tags: allTags
+    subnetResourceId: privateNetworking ? network.outputs.endpointSubnetResourceId : ''
+    targetResourceId: ep.target == 'keyVault' ? keyVault.outputs.resourceId : storage.outputs.resourceId
+    groupId: ep.name
+    privateDnsZoneResourceId: privateNetworking ? network.outputs.dnsZoneIds[ep.name] : ''
+  }
+}]
 
 module appInsights 'modules/app-insights.bicep' = {
   name: '${deployment().name}-appinsights'
@@ -259,6 +320,8 @@ module functionApp 'modules/function-app.bicep' = {
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     appSettings: appSettings
     pythonVersion: '3.11'
+    logAnalyticsWorkspaceResourceId: logAnalyticsWorkspaceResourceId
+    virtualNetworkSubnetResourceId: privateNetworking ? network.outputs.appSubnetResourceId : ''
     scale: {
       maximumInstanceCount: maximumInstanceCount
       instanceMemoryMB: instanceMemoryMB
@@ -334,6 +397,9 @@ output dcrRoutes object = streams.outputs.dcrRoutes
 
 @description('Resource id of the pipeline health workbook.')
 output workbookResourceId string = workbook.outputs.resourceId
+
+@description('Static public IP the app calls AWS from in private-network mode (empty otherwise); the AWS side may pin it with aws:SourceIp.')
+output egressIpAddress string = privateNetworking ? network.outputs.egressIpAddress : ''
 
 @description('Resource ids of the alert rules.')
 output alertRuleResourceIds array = alerts.outputs.resourceIds

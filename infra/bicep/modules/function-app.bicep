@@ -22,6 +22,12 @@ param deploymentContainerUrl string
 @description('Required. Every app setting, name -> value (the app reads these; see shared/config.py SETTINGS_DOC).')
 param appSettings object
 
+@description('Required. Resource id of the Log Analytics workspace the function logs go to.')
+param logAnalyticsWorkspaceResourceId string
+
+@description('Optional. Subnet for VNet integration (private-network mode); empty = none.')
+param virtualNetworkSubnetResourceId string = ''
+
 @description('Optional. Python version of the Functions runtime.')
 @allowed([
   '3.10'
@@ -78,6 +84,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetResourceId) ? null : virtualNetworkSubnetResourceId
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -119,6 +126,43 @@ resource appSettingsConfig 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
   properties: appSettings
+}
+
+// Publishing only with Entra ID (az / func with a token): no FTP or SCM username/password.
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'logs-to-workspace'
+  scope: functionApp
+  properties: {
+    workspaceId: logAnalyticsWorkspaceResourceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
 }
 
 @description('Name of the Function App.')

@@ -15,6 +15,16 @@ param tags object = {}
 @description('Required. Principal (object) id of the Function App identity (reads secrets).')
 param principalId string
 
+@description('Required. Resource id of the Log Analytics workspace the audit log (AuditEvent) goes to.')
+param logAnalyticsWorkspaceResourceId string
+
+@description('Optional. Disabled = reachable only through a private endpoint (private-network mode).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
 @description('Optional. Days a deleted vault or secret can be recovered.')
 @minValue(7)
 @maxValue(90)
@@ -24,8 +34,8 @@ param softDeleteRetentionInDays int = 90
 var keyVaultSecretsUserRoleId = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: The Flex Consumption app has no VNet integration here, so it reaches the vault over its public endpoint; access is Entra ID RBAC only (Key Vault Secrets User for one identity).
-  // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109: public endpoint needed without VNet integration; RBAC-only, purge-protected vault.
+  // checkov:skip=CKV_AZURE_109: Public by default (the app has no VNet integration then) with Entra ID RBAC only (Key Vault Secrets User for one identity); privateNetworking=true in main.bicep sets publicNetworkAccess Disabled and defaultAction Deny behind a private endpoint.
+  // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109: public only without the private-network mode; RBAC-only, purge-protected vault.
   name: name
   location: location
   tags: tags
@@ -42,11 +52,32 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: publicNetworkAccess == 'Disabled' ? 'Deny' : 'Allow'
     }
+  }
+}
+
+// Audit trail: every secret read (AuditEvent) to the workspace, next to the connector's rows.
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-workspace'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceResourceId
+    logs: [
+      {
+        category: 'AuditEvent'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
   }
 }
 

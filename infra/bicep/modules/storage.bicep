@@ -35,6 +35,16 @@ param deploymentContainerName string
 @description('Required. Principal (object) id of the Function App identity.')
 param principalId string
 
+@description('Required. Resource id of the Log Analytics workspace the queue, table and blob logs go to.')
+param logAnalyticsWorkspaceResourceId string
+
+@description('Optional. Disabled = reachable only through private endpoints (private-network mode).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
 // The Functions host moves a message to "<queue>-poison" after maxDequeueCount attempts; the
 // connector dead-letters there too (POISON_QUEUE), so the name is derived, not chosen.
 var poisonQueueName = '${workQueueName}-poison'
@@ -47,8 +57,8 @@ var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: The Flex Consumption app has no VNet integration here and reaches its host storage over the public endpoint; shared keys are disabled, so every call needs an Entra ID token and a data role.
-  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35 (public endpoint needed, Entra ID only); anonymous blob access is off (allowBlobPublicAccess false).
+  // checkov:skip=CKV_AZURE_35: Public by default (the app has no VNet integration then) with shared keys disabled, so every call needs an Entra ID token and a data role; privateNetworking=true in main.bicep sets publicNetworkAccess Disabled and defaultAction Deny behind private endpoints.
+  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35 (public only without the private-network mode, Entra ID only); anonymous blob access is off (allowBlobPublicAccess false).
   // checkov:skip=CKV_AZURE_206: Zone-redundant by default: the account holds transient work queues and checkpoints of a single-region app, which geo-replication does not make recoverable; storageSkuName accepts GZRS/RAGZRS.
   name: name
   location: location
@@ -65,10 +75,10 @@ resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: publicNetworkAccess == 'Disabled' ? 'Deny' : 'Allow'
     }
     encryption: {
       keySource: 'Microsoft.Storage'
@@ -141,6 +151,74 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 resource checkpointTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: checkpointTableName
+}
+
+// Audit trail: every read, write and delete on the queues (work items, dead letters), the
+// checkpoint table and the blobs (host state, deployment package), to the workspace.
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-workspace'
+  scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceResourceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource queueDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-workspace'
+  scope: queueService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceResourceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-workspace'
+  scope: tableService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceResourceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
+  }
 }
 
 resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
