@@ -113,8 +113,9 @@ def _chunks(data: bytes) -> Iterator[bytes]:
 # ---- the three paths -------------------------------------------------------------------------
 
 def _rows(key: str, data: bytes) -> Iterator[dict[str, Any]]:
+    from golden.support import declared_kind  # the "kinds" a source declares (provenance)
     text = TextSource(decompress(_chunks(data)))
-    fmt = formats.detect(key, text.head)
+    fmt = formats.detect(key, text.head, kind=declared_kind(key))
     ctx = formats.ObjectContext(source="bench", bucket="bench", key=key)
     for item in fmt.parse(text, ctx):
         if type(item) is dict:

@@ -104,6 +104,9 @@ def main() -> int:
         print(f"timer + queue functions: {run.invocations} invocations, {run.succeeded} ok, "
               f"{run.failed} retried by the host, {elapsed:.1f}s")
 
+        from shared import pipeline
+
+        pipeline.flush_health()  # buffered object health rows (sent within 15 s or at exit)
         health = stack.ingestion.accepted("Custom-AWSS3ConnectorHealth")
         per_table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for row in health:

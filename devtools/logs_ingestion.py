@@ -169,6 +169,9 @@ class LogsIngestionEmulator(Emulator):
         self._accepted: list[tuple[str, dict[str, Any]]] = []
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
+        # False: count accepted records instead of keeping them (benchmarks send gigabytes)
+        self.keep_records = True
+        self.records_accepted = 0
         super().__init__(host=host, port=port, ssl_context=ssl_context)
 
     # ---- test API -------------------------------------------------------------------------
@@ -210,6 +213,7 @@ class LogsIngestionEmulator(Emulator):
         """Forget records, requests and pending faults; allow every principal again."""
         with self._lock:
             self._accepted.clear()
+            self.records_accepted = 0
             self.requests.clear()
             self._faults.clear()
             self.allowed_principals = None
@@ -287,7 +291,9 @@ class LogsIngestionEmulator(Emulator):
             )
             return
         with self._lock:
-            self._accepted.extend((stream, r) for r in records)
+            self.records_accepted += len(records)
+            if self.keep_records:
+                self._accepted.extend((stream, r) for r in records)
         self._log(stream, 204, info, None, h)
         h.send_empty(204)
 

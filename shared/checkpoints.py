@@ -14,6 +14,9 @@ import json
 import logging
 import time
 import zlib
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,42 +42,97 @@ LEASE_RENEW_SECONDS = 600  # a save while working extends the lease to at least 
 class Ranges:
     """A set of non-negative ints stored as sorted, merged [start, end) intervals.
 
-    Upload threads ``add`` while the reading thread tests membership: ``add`` builds a new
-    list and swaps it in whole, and readers work on one snapshot, so a reader never sees a
-    half-merged list (which made it miss accepted positions, or raise IndexError)."""
+    The intervals are one flat ``array('q')`` of boundaries ``[s0, e0, s1, e1, ...]`` (16
+    bytes per interval, not ~120 for a list of lists): ``p`` is in the set when an odd number of
+    boundaries is <= p. Upload threads ``add`` while the reading thread tests membership:
+    ``add`` builds a new array and swaps it in whole, and readers work on one snapshot, so a
+    reader never sees a half-merged set."""
 
     def __init__(self, intervals: list[list[int]] | None = None):
-        self._iv: list[list[int]] = [list(i) for i in (intervals or [])]
+        self._flat = array("q")
+        if intervals:
+            self._flat = _merge(self._flat, sorted((int(s), int(e)) for s, e in intervals))
 
-    def add(self, positions: list[int]) -> None:
-        ivs = sorted(self._iv + [[p, p + 1] for p in positions])
-        merged: list[list[int]] = []
-        for start, end in ivs:
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        self._iv = merged
+    def add(self, positions: Iterable[int]) -> None:
+        self._flat = _merge(self._flat, _runs(sorted(positions)))
+
+    def append(self, p: int) -> None:
+        """Add one position, in place: O(1) when positions come in ascending order. Only for a
+        set no other thread reads (a rejected-records tally); shared sets use ``add``."""
+        flat = self._flat
+        if flat and p == flat[-1]:
+            flat[-1] = p + 1
+        elif not flat or p > flat[-1]:
+            flat.extend((p, p + 1))
+        elif p not in self:
+            self.add((p,))
+
+    def update(self, other: Ranges) -> None:
+        """Add every position of ``other``."""
+        flat = other._flat
+        self._flat = _merge(self._flat, [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)])
 
     def __contains__(self, p: int) -> bool:
-        iv = self._iv  # one snapshot (see the class docstring)
-        lo, hi = 0, len(iv)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            start, end = iv[mid]
-            if p < start:
-                hi = mid
-            elif p >= end:
-                lo = mid + 1
-            else:
-                return True
-        return False
+        return bisect_right(self._flat, p) & 1 == 1  # one snapshot (see the class docstring)
 
     def __len__(self) -> int:
-        return sum(end - start for start, end in self._iv)
+        flat = self._flat
+        return sum(flat[1::2]) - sum(flat[0::2])
+
+    def __bool__(self) -> bool:
+        return bool(self._flat)
+
+    @property
+    def first(self) -> int | None:
+        return self._flat[0] if self._flat else None
+
+    @property
+    def last(self) -> int | None:
+        return self._flat[-1] - 1 if self._flat else None
+
+    def head(self, n: int) -> list[int]:
+        """The ``n`` smallest positions."""
+        out: list[int] = []
+        flat = self._flat
+        for i in range(0, len(flat), 2):
+            out.extend(range(flat[i], min(flat[i + 1], flat[i] + n - len(out))))
+            if len(out) >= n:
+                break
+        return out
+
+    def interval_count(self) -> int:
+        return len(self._flat) // 2
 
     def intervals(self) -> list[list[int]]:
-        return [list(i) for i in self._iv]
+        flat = self._flat
+        return [[flat[i], flat[i + 1]] for i in range(0, len(flat), 2)]
+
+
+def _runs(ordered: list[int]) -> list[tuple[int, int]]:
+    """Sorted positions -> [start, end) runs."""
+    runs: list[tuple[int, int]] = []
+    for p in ordered:
+        if runs and p <= runs[-1][1]:
+            if p == runs[-1][1]:
+                runs[-1] = (runs[-1][0], p + 1)
+        else:
+            runs.append((p, p + 1))
+    return runs
+
+
+def _merge(flat: array, runs: list[tuple[int, int]]) -> array:
+    """A new boundary array: ``flat`` with the sorted ``runs`` merged in."""
+    out = array("q", flat)
+    for start, end in runs:
+        lo = bisect_left(out, start)   # boundaries < start stay
+        hi = bisect_right(out, end)    # boundaries <= end are swallowed
+        new = array("q")
+        if lo % 2 == 0:
+            new.append(start)          # start lies outside an interval: it opens one
+        if hi % 2 == 0:
+            new.append(end)            # end lies outside an interval: it closes one
+        out[lo:hi] = new
+    return out
 
 
 @dataclass

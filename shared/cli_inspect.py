@@ -38,7 +38,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 
 def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
-                 rows: int = 3) -> dict[str, Any]:
+                 rows: int = 3, kind: str | None = None) -> dict[str, Any]:
     """Detect, parse and check ``path``; a dict a person or a test can read.
 
     Keys: file, key, format, table, stream, records (rows mapped), rejected
@@ -56,7 +56,7 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
     try:
         mtime = iso(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
         text = TextSource(decompress(_chunks(file), where=str(file)), where=str(file))
-        chosen = formats.detect(key, text.head, override=fmt)
+        chosen = formats.detect(key, text.head, override=fmt, kind=kind)
     except (OSError, ConnectorError) as err:
         result["error"] = getattr(err, "message", None) or str(err)
         return result
@@ -133,11 +133,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--format", dest="fmt", metavar="F",
                         help="force a format: " + ", ".join(f.name for f in formats.FORMATS))
     parser.add_argument("--key", help="the S3 key to detect from (default: the file name)")
+    parser.add_argument("--kind", choices=sorted(formats.KINDS),
+                        help="treat the key's prefix as declared to carry this kind (the "
+                             "source's \"kinds\" setting)")
     parser.add_argument("--rows", type=int, default=3, metavar="N",
                         help="how many mapped rows to show (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = inspect_file(args.file, args.fmt, key=args.key, rows=max(args.rows, 0))
+    result = inspect_file(args.file, args.fmt, key=args.key, rows=max(args.rows, 0),
+                          kind=args.kind)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=1))
     else:

@@ -41,6 +41,9 @@ class Source:
     # bucket -> allowed key prefixes ("" = whole bucket). Empty mapping = every bucket.
     buckets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     format_rules: tuple[FormatRule, ...] = ()
+    # key prefix -> sensitive kind (cloudtrail, guardduty, securityhub) that prefix carries,
+    # longest prefix first: the only way content without AWS's key layout becomes such rows
+    kinds: tuple[tuple[str, str], ...] = ()
 
     @property
     def uses_keys(self) -> bool:
@@ -53,6 +56,13 @@ class Source:
         if prefixes is None:
             return False
         return any(key.startswith(p) for p in prefixes)
+
+    def kind_for(self, key: str) -> str | None:
+        """The kind the source declares for ``key``'s prefix (``"kinds"``), or None."""
+        for prefix, kind in self.kinds:
+            if key.startswith(prefix):
+                return kind
+        return None
 
     def format_for(self, key: str) -> str | None:
         for rule in self.format_rules:
@@ -291,10 +301,31 @@ def _parse_sources(r: _Reader) -> tuple[Source, ...]:
             except (KeyError, TypeError, re.error) as err:
                 r.errors.append(f"{where}: formatRules[{j}] needs a valid regex 'pattern' and a "
                                 f"'format' ({err})")
+        kinds = _parse_kinds(r, where, item.get("kinds"))
         sources.append(Source(name=name, queue_url=queue_url, region=region, role_arn=role_arn,
                               access_key_id_secret=key_id, secret_access_key_secret=secret,
-                              buckets=buckets, format_rules=tuple(rules)))
+                              buckets=buckets, format_rules=tuple(rules), kinds=kinds))
     return tuple(sources)
+
+
+def _parse_kinds(r: _Reader, where: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    """``"kinds": {"<key prefix>": "cloudtrail" | "guardduty" | "securityhub"}``: the prefixes
+    whose objects may become rows of those tables by their content (shared/formats/provenance)."""
+    if raw is None:
+        return ()
+    from .formats.provenance import KINDS
+
+    if not isinstance(raw, dict):
+        r.errors.append(f"{where}: kinds must map key prefix -> kind ({', '.join(sorted(KINDS))})")
+        return ()
+    out = []
+    for prefix, kind in raw.items():
+        if kind not in KINDS:
+            r.errors.append(f"{where}: kinds[{prefix!r}] is {kind!r}; expected one of "
+                            f"{', '.join(sorted(KINDS))}")
+            continue
+        out.append((prefix, kind))
+    return tuple(sorted(out, key=lambda pk: -len(pk[0])))
 
 
 def _parse_routes(r: _Reader) -> dict[str, tuple[str, str]]:

@@ -65,6 +65,14 @@ class FormatError(FatalError):
     kind = "bad_format"
 
 
+class UndeclaredKindError(FormatError):
+    """The content looks like a security-sensitive kind (CloudTrail, GuardDuty, Security Hub)
+    but neither AWS's key layout nor the source's ``kinds`` setting vouches for the object's
+    prefix. Declare the prefix (the reason says how), then replay."""
+
+    kind = "undeclared_kind"
+
+
 class RecordError(FatalError):
     """Single records the parser could not read; the rest of the object is delivered."""
 

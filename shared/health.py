@@ -6,7 +6,9 @@ and source. The workbook and the alert rules in infra/ read them.
 """
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,6 +133,53 @@ class PollStats:
             "Error": self.error,
         }
         return {k: v for k, v in row.items() if v is not None}
+
+
+class HealthBuffer:
+    """Object health rows, buffered so that small objects do not pay a Logs Ingestion request
+    each for their health row (2,000 objects of 2 KB: 2.0 -> ~1.0 requests per object).
+
+    ``add`` keeps rows until ``max_rows`` rows or ``max_bytes`` of JSON are buffered, or the
+    oldest is ``max_age`` seconds old (a timer thread), then hands them to ``send`` in one
+    call; ``flush`` sends what is buffered now (a heartbeat, ``reset_connector`` and interpreter
+    exit call it). What a crash can lose: a worker killed without a normal exit (OOM kill,
+    SIGKILL, a host that stops the process without running atexit) loses at most the rows
+    buffered then: up to ``max_rows`` rows or ``max_age`` seconds of object health rows. They
+    are telemetry only; the records themselves are delivered and checkpointed independently.
+    """
+
+    def __init__(self, send: Callable[[list[dict[str, Any]]], None], *, max_rows: int = 200,
+                 max_bytes: int = 256 * 1024, max_age: float = 15.0):
+        self._send = send
+        self.max_rows, self.max_bytes, self.max_age = max_rows, max_bytes, max_age
+        self._rows: list[dict[str, Any]] = []
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._rows.extend(rows)
+            self._bytes += sum(len(json.dumps(r, default=str)) for r in rows)
+            full = len(self._rows) >= self.max_rows or self._bytes >= self.max_bytes
+            if not full and self._timer is None:
+                self._timer = threading.Timer(self.max_age, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows, self._bytes = self._rows, [], 0
+            timer, self._timer = self._timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+        if rows:
+            self._send(rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 # ---- component checks for GET /api/health ---------------------------------------------------

@@ -32,6 +32,7 @@ from azure.core.exceptions import (
 )
 
 from .batching import Batch, Oversize
+from .checkpoints import Ranges
 from .errors import (
     ConnectorError,
     DeliveryError,
@@ -45,30 +46,44 @@ TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 @dataclass
-class Accepted:
-    batch: Batch
-    compressed_bytes: int
-
-
-@dataclass
 class DeadLetter:
     """Records that will not be delivered, with the reason (one poison envelope)."""
 
-    positions: list[int]
+    positions: Ranges
     error: ConnectorError
     attempts: int = 1
 
 
+# Dead letters of one kind (error type, status, code) beyond this many per object are merged
+# into the last one: an object whose every batch is refused makes a few envelopes, not one per
+# batch held until the object ends.
+DEAD_LETTERS_PER_KIND = 10
+
+
 @dataclass
 class DeliveryReport:
-    accepted: list[Accepted] = field(default_factory=list)
+    """What one ``send`` did. Counters only: an accepted batch is released as soon as its
+    ``on_accepted`` ran (keeping the batches kept every encoded row of an object alive until
+    its end: 3 GB of RSS for a 1 GB VPC Flow object)."""
+
+    records_out: int = 0
+    batches_accepted: int = 0
+    bytes_sent: int = 0  # gzipped request bodies accepted
     dead: list[DeadLetter] = field(default_factory=list)
     transient: TransientDeliveryError | None = None  # set when the object must be retried
     requests: int = 0
 
-    @property
-    def records_out(self) -> int:
-        return sum(len(a.batch) for a in self.accepted)
+    def add_dead(self, positions: list[int], error: ConnectorError, attempts: int = 1) -> None:
+        """Record refused records (call under the report's lock)."""
+        kind = (type(error), error.status, error.code)
+        same = [d for d in self.dead if (type(d.error), d.error.status, d.error.code) == kind]
+        if len(same) >= DEAD_LETTERS_PER_KIND:
+            same[-1].positions.add(positions)
+            same[-1].attempts = max(same[-1].attempts, attempts)
+            return
+        ranges = Ranges()
+        ranges.add(positions)
+        self.dead.append(DeadLetter(ranges, error, attempts))
 
 
 @dataclass(frozen=True)
@@ -168,7 +183,9 @@ class Ingestor:
                     report.requests += 1
                 self._post(stream, body)
                 with lock:
-                    report.accepted.append(Accepted(batch, len(body)))
+                    report.records_out += len(batch)
+                    report.batches_accepted += 1
+                    report.bytes_sent += len(body)
                 sink.append(batch)
                 return
             except HttpResponseError as err:
@@ -180,9 +197,9 @@ class Ingestor:
                             self._deliver(stream, half, report, lock, sink, deadline)
                         return
                     with lock:
-                        report.dead.append(DeadLetter(batch.positions, RecordTooLargeError(
+                        report.add_dead(batch.positions, RecordTooLargeError(
                             f"record {batch.first} is too large for one request even alone "
-                            f"({batch.size} bytes): {text}", status=413, code=code), attempt))
+                            f"({batch.size} bytes): {text}", status=413, code=code), attempt)
                     return
                 if status in TRANSIENT_STATUS or status == 0:
                     # status 0: no answer of the service at all, e.g. the managed identity
@@ -192,10 +209,10 @@ class Ingestor:
                     retry_after = _retry_after(err)
                 else:
                     with lock:
-                        report.dead.append(DeadLetter(batch.positions, DeliveryError(
+                        report.add_dead(batch.positions, DeliveryError(
                             f"Logs Ingestion API refused records {batch.first}-{batch.last} "
                             f"of stream {stream}: HTTP {status} {code or ''}: {text}",
-                            status=status, code=code), attempt))
+                            status=status, code=code), attempt)
                     return
             except (ServiceRequestError, ServiceResponseError, OSError) as err:
                 failure = f"{type(err).__name__}: {err}"
@@ -243,9 +260,10 @@ class Ingestor:
                                 thread_name_prefix="upload") as pool:
             for item in items:
                 if isinstance(item, Oversize):
-                    report.dead.append(DeadLetter([item.position], RecordTooLargeError(
-                        f"record {item.position} is {item.size} bytes of JSON, larger than one "
-                        "request may carry")))
+                    with lock:
+                        report.add_dead([item.position], RecordTooLargeError(
+                            f"record {item.position} is {item.size} bytes of JSON, larger than "
+                            "one request may carry"))
                     continue
                 while len(pending) >= self.in_flight:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

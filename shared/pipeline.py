@@ -11,6 +11,7 @@ Every failure ends in exactly one of: retried (TransientError is raised on), spl
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -33,10 +34,19 @@ from .errors import (
     RecordError,
     TransientError,
 )
-from .health import HEALTH_TABLE, Forwarded, ObjectStats, PollStats, report, run_check
+from .health import (
+    HEALTH_TABLE,
+    Forwarded,
+    HealthBuffer,
+    ObjectStats,
+    PollStats,
+    report,
+    run_check,
+)
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
+from .parquet_source import spooled
 from .queues import Queue, queue_service, table_client
 from .reader import TextSource, decompress
 from .schemas import stream_of
@@ -98,7 +108,18 @@ class Connector:
         log.warning("dead-lettered (%s, %s): %s", envelope.kind, envelope.stage,
                     envelope.reason[:300])
 
+    def __post_init__(self) -> None:
+        self.health = HealthBuffer(self._send_health)
+        atexit.register(self.health.flush)
+
     def emit_health(self, rows: list[dict[str, Any]]) -> None:
+        """Object health rows are buffered (see health.HealthBuffer: a crash can lose the rows
+        buffered then); a heartbeat row flushes the buffer with it."""
+        self.health.add(rows)
+        if any(r.get("Kind") == "heartbeat" for r in rows):
+            self.health.flush()
+
+    def _send_health(self, rows: list[dict[str, Any]]) -> None:
         """Health rows are telemetry: a failure to send them is logged, never fatal."""
         try:
             result = self.ingestor(HEALTH_TABLE, telemetry=True).send(stream_of(HEALTH_TABLE),
@@ -128,9 +149,22 @@ def connector() -> Connector:
         return _connector
 
 
+def flush_health() -> None:
+    """Send the process's buffered health rows now (shutdown paths, tests)."""
+    buffer = getattr(_connector, "health", None)
+    if buffer is not None:
+        buffer.flush()
+
+
 def reset_connector() -> None:
+    """Forget the process's Connector (its buffered health rows are sent first)."""
     global _connector
-    _connector = None
+    with _connector_lock:
+        old, _connector = _connector, None
+    buffer = getattr(old, "health", None)
+    if buffer is not None:
+        buffer.flush()
+        atexit.unregister(buffer.flush)
 
 
 # ---- timer: SQS -> work queue ------------------------------------------------------------
@@ -350,7 +384,8 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
 
 
 def _stage(err: ConnectorError) -> str:
-    return {"object_read": "read", "bad_format": "parse"}.get(err.kind, "deliver")
+    return {"object_read": "read", "bad_format": "parse",
+            "undeclared_kind": "parse"}.get(err.kind, "deliver")
 
 
 def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp.Progress,
@@ -358,7 +393,8 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     """Stream, parse, batch and upload one object. Returns the dead-letter reasons."""
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
     text = TextSource(decompress(stream, where=ref.uri), where=ref.uri)
-    fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key))
+    fmt = formats.detect(ref.key, text.head, override=source.format_for(ref.key),
+                         kind=source.kind_for(ref.key))
     stats.format, stats.table = fmt.name, fmt.table
     if fmt.table is None:
         stats.bytes_in = stream.bytes_read
@@ -368,13 +404,15 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                 event_time=ref.event_time)
     # records the parser rejected: positions, distinct reasons and a few samples, never the
     # text of each one (an object of bad lines would be held whole in memory)
-    rejected: list[int] = []
+    rejected = cp.Ranges()  # positions as intervals: millions of bad lines stay a few bytes
     rejected_reasons: set[str] = set()
     rejected_samples: list[str] = []
     rejected_lines: list[int] = []
 
-    if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet)
-        items = fmt.parse_bytes(text.raw_bytes(), ctx)
+    binary = None  # an unlinked temp file: nothing is left on disk even if it is not closed
+    if formats.wants_bytes(fmt, text.head):  # binary (VPC Flow Logs in Parquet): row groups
+        binary = spooled(text.raw_chunks(), where=ref.uri)  # from a temp file, not memory
+        items = fmt.parse_bytes(binary, ctx)
     else:
         items = fmt.parse(text, ctx)
 
@@ -418,6 +456,8 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     result = conn.ingestor(fmt.table).send(
         stream_of(fmt.table), batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
         on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
+    if binary is not None:
+        binary.close()
     stats.bytes_in = stream.bytes_read
     stats.records_out = len(progress.done)
     reasons: list[str] = []
@@ -430,14 +470,14 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                            table=fmt.table,
                                            positions=rejected, lines=rejected_lines,
                                            samples=rejected_samples))
-        progress.dead.add(rejected)
+        progress.dead.update(rejected)
         reasons.append(err.message)
     for dead in result.dead:
         stats.records_dropped += len(dead.positions)
         conn.dead_letter(poison.for_object(ref, dead.error, stage="deliver",
                                            attempts=dead.attempts, table=fmt.table,
                                            positions=dead.positions))
-        progress.dead.add(dead.positions)
+        progress.dead.update(dead.positions)
         reasons.append(dead.error.message)
     if result.transient is not None:
         raise result.transient

@@ -100,17 +100,20 @@ def for_body(body: str, error: ConnectorError, *, source: str,
 
 def for_object(ref: ObjectRef, error: ConnectorError, *, stage: str, attempts: int,
                first_failure: str | None = None, table: str | None = None,
-               positions: list[int] | None = None, samples: list[str] | None = None,
+               positions: Any = None, samples: list[str] | None = None,
                lines: list[int] | None = None) -> Envelope:
     """An object (or some of its records) that will not be delivered. ``positions`` are
     record indices in the object (what a replay resumes by); ``lines`` are the line or record
     numbers as the parser counts them (1-based), for the person who opens the file."""
     records = None
-    if positions:
+    if positions and hasattr(positions, "head"):  # checkpoints.Ranges (bounded in memory)
+        records = {"count": len(positions), "first": positions.first, "last": positions.last,
+                   "positions": positions.head(2000)}
+    elif positions:
         records = {"count": len(positions), "first": min(positions), "last": max(positions),
                    "positions": sorted(positions)[:2000]}
-        if lines:
-            records["lines"] = lines[:2000]
+    if records and lines:
+        records["lines"] = lines[:2000]
     return Envelope(kind=error.kind, stage=stage, source=ref.source,
                     object=json.loads(ref.to_json()), status=error.status, code=error.code,
                     table=table, reason=error.message, records=records, attempts=attempts,

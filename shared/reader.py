@@ -103,6 +103,15 @@ class TextSource:
             parts.append(chunk)
         return b"".join(parts)
 
+    def raw_chunks(self) -> Iterator[bytes]:
+        """The (decompressed) object as byte chunks, from its start, for binary formats (see
+        parquet_source.spooled). Only before any text was consumed."""
+        if self._pending is None:
+            raise RuntimeError("raw_chunks() after the text was consumed")
+        self._pending = None
+        yield from self._head_raw
+        yield from self._bytes
+
     def _text_chunks(self) -> Iterator[str]:
         if self._pending is not None:
             pending, self._pending = self._pending, None

@@ -116,6 +116,9 @@ class World:
                        self.poison_queue)
 
     def accepted(self, stream: str) -> list[dict[str, Any]]:
+        from shared import pipeline
+
+        pipeline.flush_health()  # object health rows are buffered (health.HealthBuffer)
         return self.stack.ingestion.accepted(stream)
 
 

@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-from golden.support import CASES, FIXTURES, LOCAL, Case, golden_path, plain, run
+from golden.support import CASES, FIXTURES, LOCAL, Case, declared_kind, golden_path, plain, run
 
 from shared import formats
-from shared.errors import FormatError
+from shared.errors import FormatError, UndeclaredKindError
+from shared.formats.provenance import kind_of
 from shared.schemas import all_schemas, violations
 
 BY_ID = {c.id: c for c in CASES}
@@ -33,7 +34,9 @@ def test_catalogue_lists_every_fixture_file() -> None:
     on_disk |= {p for p in LOCAL.glob("*") if p.is_file() and p.suffix != ".md"}
     missing = sorted(str(p) for p in on_disk
                      if p not in listed and not (p.suffix == ".gz" and p.with_suffix("") in listed)
-                     and p.name != "firehose-to-s3-object__docDATA_MESSAGE.gz")
+                     and p.name != "firehose-to-s3-object__docDATA_MESSAGE.gz"
+                     # the OCSF JSON examples the listed Security Lake Parquet objects hold
+                     and not (p.parent.name == "security_lake" and p.suffix == ".json"))
     assert missing == []
     assert all(c.file.is_file() for c in CASES)
 
@@ -95,7 +98,8 @@ def test_streamed_in_small_chunks_gives_the_same_rows(case: Case) -> None:
 
 # ---- detection --------------------------------------------------------------------------
 
-DETECTABLE = [c for c in CASES if c.fmt not in ("raw",) and not c.error]
+DETECTABLE = [c for c in CASES if c.fmt not in ("raw",) and not c.error
+              and c.file.suffix != ".parquet"]  # text checks; Parquet: test_security_lake
 
 
 @pytest.mark.parametrize("case", DETECTABLE, ids=_ids(DETECTABLE))
@@ -105,15 +109,27 @@ def test_detected_from_key_and_confirmed_by_content(case: Case) -> None:
     if fmt.key_pattern is not None:
         assert fmt.key_pattern.search(case.key), case.key
     assert fmt.sniff(text_head)
-    assert formats.detect(case.key, text_head).name == case.fmt
+    assert formats.detect(case.key, text_head, kind=declared_kind(case.key)).name == case.fmt
 
 
 @pytest.mark.parametrize("case", DETECTABLE, ids=_ids(DETECTABLE))
 def test_detected_from_content_alone(case: Case) -> None:
     head = plain(case.file).decode()[:65536]
     fmt = formats.get(case.fmt)
-    expected = case.fmt if fmt.content_detectable else "raw"
-    assert formats.detect("uploads/object-without-a-known-layout", head).name == expected
+    key = "uploads/2024/01/02/object-without-a-known-layout"
+    kind = kind_of(fmt)
+    if kind is None or not fmt.content_detectable:
+        expected = case.fmt if fmt.content_detectable else "raw"
+        assert formats.detect(key, head).name == expected
+        return
+    # a security-sensitive kind: content alone is not enough (anyone able to write to the
+    # bucket could forge it), the reason names the setting that declares the prefix ...
+    with pytest.raises(UndeclaredKindError) as err:
+        formats.detect(key, head)
+    assert f'"kinds": {{"uploads/": "{kind}"}}' in err.value.message
+    assert err.value.kind == "undeclared_kind"
+    # ... and with that declaration the content decides the envelope
+    assert formats.detect(key, head, kind=kind).name == case.fmt
 
 
 # a key of one format with the content of another must fail loudly, never give empty columns

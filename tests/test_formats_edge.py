@@ -12,6 +12,7 @@ from golden.support import CASES, plain, run
 from shared import formats
 from shared.errors import FormatError
 from shared.formats import vpcflow
+from shared.reader import TextSource
 from shared.schemas import violations
 
 VPC_KEY = ("AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/01/02/123456789012_vpcflowlogs_"
@@ -93,8 +94,11 @@ def test_vpc_parquet_needs_pyarrow_and_says_so(monkeypatch: pytest.MonkeyPatch) 
     key = VPC_KEY.replace(".log.gz", ".log.parquet")
     head = "PAR1\x15\x04"
     assert formats.detect(key, head) is fmt and fmt.parse_bytes is not None
-    out = run(b"PAR1\x15\x04junk", key)
-    assert "read as bytes" in out.error.message and "pyarrow" in out.error.message
+    with pytest.raises(FormatError) as err:  # the text parser says how it must be read
+        list(fmt.parse(TextSource(iter([b"PAR1\x15\x04junk"])), formats.ObjectContext(
+            "s", "b", key)))
+    assert "read as bytes" in err.value.message and "pyarrow" in err.value.message
+    assert "cannot be read" in run(b"PAR1\x15\x04junk", key).error.message
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     ctx = formats.ObjectContext("s", "b", key)
@@ -150,7 +154,8 @@ def test_guardduty_first_line_not_json_is_a_format_error() -> None:
 def test_guardduty_eventbridge_wrapped_finding_is_unwrapped() -> None:
     event = {"version": "0", "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
              "time": "2024-01-02T03:06:00Z", "detail": json.loads(_finding(severity=8.9))}
-    out = run(json.dumps(event).encode(), "firehose/2024/01/02/03/gd-1-2024-01-02-03-06-00-x")
+    out = run(json.dumps(event).encode(),
+              "firehose/guardduty/2024/01/02/03/gd-1-2024-01-02-03-06-00-x")
     assert out.fmt.name == "guardduty" and out.rows[0]["Severity"] == 8
 
 
@@ -265,7 +270,8 @@ def test_asff_finding_from_guardduty_is_security_hub_not_guardduty() -> None:
     finding = json.loads(plain(case.file))
     finding["ProductArn"] = "arn:aws:securityhub:us-east-1::product/aws/guardduty"
     finding["GeneratorId"] = "arn:aws:guardduty:us-east-1:123456789012:detector/d"
-    assert formats.detect("x/finding.json", json.dumps(finding)).name == "securityhub"
+    assert formats.detect("x/finding.json", json.dumps(finding),
+                          kind="securityhub").name == "securityhub"
 
 
 # ---- CloudTrail ------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_every_workbook_alert_and_transform_query_analyses_without_errors():
     stage = vi.check_kql()
     assert_ok(stage)
     assert stage.counts["workbook"] >= 10
-    assert stage.counts["alerts"] == 5
+    assert stage.counts["alerts"] == 6
     assert stage.counts["transforms"] == len(list((ROOT / "shared" / "schemas").glob("*.json")))
 
 
@@ -389,3 +389,24 @@ def test_aws_sources_entry_output_is_checked_against_the_config_parser():
     problems = "\n".join(vi._check_sources_entry(bad))
     assert "queueUrl must be the SQS queue URL" in problems
     assert "needs roleArn" in problems
+
+
+def test_security_lake_subscriber_template_wires_object_created_events_to_its_queue():
+    # GIVEN the Security Lake subscriber template (validated by cfn-lint, checkov, aws-policy)
+    tpl = vi._decode_cfn(vi.AWS_DIR / "security-lake-subscriber.yaml")
+    res = tpl["Resources"]
+    # THEN the lake bucket's EventBridge Object Created events for aws/ and ext/ reach the
+    # queue (the notification shape Security Lake sends subscribers), only from that rule
+    pattern = res["ObjectCreatedRule"]["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"] and pattern["source"] == ["aws.s3"]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "aws/"}, {"prefix": "ext/"}]
+    allow = res["NotificationQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == {
+        "Fn::GetAtt": ["ObjectCreatedRule", "Arn"]}
+    # the role reads only the lake's folders; the subscriber is registered with Security Lake
+    read = next(s for s in res["ConnectorRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+                ["Statement"] if isinstance(s, dict) and s.get("Sid") == "ReadSecurityLakeObjects")
+    assert [r["Fn::Sub"].rsplit("/", 2)[-2] for r in read["Resource"]] == ["aws", "ext"]
+    assert res["Subscriber"]["Type"] == "AWS::SecurityLake::Subscriber"
+    assert vi.check_aws_policy().problems == []

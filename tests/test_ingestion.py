@@ -82,7 +82,7 @@ def test_a_single_record_over_the_limit_is_dead_lettered_alone(ingest, stack):
     report = ingest.send(STREAM, [big_batch(100, 1_100_000, 100)])
     assert report.records_out == 2
     [dead] = report.dead
-    assert dead.positions == [1] and dead.error.kind == "record_too_large"
+    assert dead.positions.intervals() == [[1, 2]] and dead.error.kind == "record_too_large"
     assert dead.error.status == 413 and "1048576" in dead.error.message
 
 

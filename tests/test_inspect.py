@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from golden.support import CASES
+from golden.support import CASES, declared_kind
 
 from shared.cli_inspect import inspect_file, main
 
@@ -19,7 +19,7 @@ INVALID = next(c for c in CASES if c.id.startswith("cloudtrail/INVALID"))
 @pytest.mark.parametrize("case", [c for c in CASES if not c.error],
                          ids=[c.id for c in CASES if not c.error])
 def test_inspect_file_reports_every_fixture(case) -> None:
-    result = inspect_file(str(case.file), key=case.key, rows=2)
+    result = inspect_file(str(case.file), key=case.key, rows=2, kind=declared_kind(case.key))
     assert (result["format"], result["table"]) == (case.fmt, case.table)
     assert result["records"] == case.rows and result["skipped"] == case.skipped
     assert result["rejected"] == [] and result["schema_errors"] == []
@@ -84,3 +84,14 @@ def test_main_json_output(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 def test_main_rejects_an_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(VPC.file), "--format", "nope"]) == 2
     assert "unknown format 'nope'" in capsys.readouterr().out
+
+
+def test_sensitive_content_without_a_declared_prefix_says_how_to_declare_it() -> None:
+    # GIVEN CloudTrail events as JSON lines under a key AWS never writes CloudTrail to
+    case = next(c for c in CASES if c.fmt == "cloudtrail-events")
+    # WHEN inspected without --kind, THEN it is refused with the setting to add; with it, read
+    result = inspect_file(str(case.file), key="exports/2024/01/02/ct.jsonl")
+    assert result["format"] is None and '"kinds": {"exports/": "cloudtrail"}' in result["error"]
+    assert main([str(case.file), "--key", "exports/2024/01/02/ct.jsonl"]) == 2
+    assert main([str(case.file), "--key", "exports/2024/01/02/ct.jsonl", "--kind",
+                 "cloudtrail"]) == 0

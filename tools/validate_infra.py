@@ -940,13 +940,18 @@ def check_aws_policy() -> Stage:
                 stage.fail(f"{where}: output {out} is missing")
         entry = outputs.get("AwsSourcesEntry", {}).get("Value")
         if entry is not None:
-            for problem in _check_sources_entry(entry):
+            for problem in _check_sources_entry(entry, path.name):
                 stage.fail(f"{where}: output AwsSourcesEntry: {problem}")
         stage.counts["resources"] = stage.counts.get("resources", 0) + len(resources)
     return stage
 
 
-def _check_sources_entry(value: Any) -> list[str]:
+# the buckets AwsSourcesEntry must list once rendered with the sample values below, per template
+# (the connector: the bucket and its prefixes; the Security Lake subscriber: the lake's folders)
+EXPECTED_BUCKETS = {"security-lake-subscriber.yaml": {"logs-bucket": ["aws/", "ext/"]}}
+
+
+def _check_sources_entry(value: Any, template_name: str = "connector.yaml") -> list[str]:
     """Render the AwsSourcesEntry !Sub with sample values; shared.config must accept it."""
     from shared.config import load_settings
     from shared.errors import ConfigError
@@ -973,7 +978,8 @@ def _check_sources_entry(value: Any) -> list[str]:
            "AzureWebJobsStorage": "UseDevelopmentStorage=true",
            "AWS_WEB_IDENTITY_AUDIENCE": "api://audience"}
     problems = []
-    if entry.get("buckets") != {"logs-bucket": ["AWSLogs/", "vpc/"]}:
+    expected = EXPECTED_BUCKETS.get(template_name, {"logs-bucket": ["AWSLogs/", "vpc/"]})
+    if entry.get("buckets") != expected:
         problems.append(f"buckets {entry.get('buckets')} do not list the bucket and its prefixes")
     try:
         load_settings(env)

@@ -47,12 +47,13 @@ var schema_AWSS3ConnectorHealth_CL = loadJsonContent('../../shared/schemas/AWSS3
 var schema_AWSS3Raw_CL = loadJsonContent('../../shared/schemas/AWSS3Raw_CL.json')
 var schema_AWSS3ServerAccess = loadJsonContent('../../shared/schemas/AWSS3ServerAccess.json')
 var schema_AWSSecurityHubFindings = loadJsonContent('../../shared/schemas/AWSSecurityHubFindings.json')
+var schema_AWSSecurityLakeOCSF_CL = loadJsonContent('../../shared/schemas/AWSSecurityLakeOCSF_CL.json')
 var schema_AWSVPCFlow = loadJsonContent('../../shared/schemas/AWSVPCFlow.json')
 var schema_AWSWAF = loadJsonContent('../../shared/schemas/AWSWAF.json')
 
 // Group membership (read back by the generator so tables keep their DCR):
 // dcr 1: AWSS3ConnectorHealth_CL, AWSCloudTrail, AWSVPCFlow, AWSGuardDuty, AWSWAF, AWSALBAccessLogs, AWSS3ServerAccess, AWSSecurityHubFindings, AWSRoute53Resolver, AWSNLBAccessLogs
-// dcr 2: AWSCloudFront_AccessLog_CL, AWSCloudWatch, AWSELBClassicAccessLogs_CL, AWSELBFlowLogs, AWSNetworkFirewallAlert, AWSNetworkFirewallFlow, AWSNetworkFirewallTls, AWSS3Raw_CL
+// dcr 2: AWSCloudFront_AccessLog_CL, AWSCloudWatch, AWSELBClassicAccessLogs_CL, AWSELBFlowLogs, AWSNetworkFirewallAlert, AWSNetworkFirewallFlow, AWSNetworkFirewallTls, AWSS3Raw_CL, AWSSecurityLakeOCSF_CL
 var dcrGroups = [
   {
     streamDeclarations: {
@@ -126,6 +127,9 @@ var dcrGroups = [
       '${schema_AWSS3Raw_CL.stream}': {
         columns: schema_AWSS3Raw_CL.columns
       }
+      '${schema_AWSSecurityLakeOCSF_CL.stream}': {
+        columns: schema_AWSSecurityLakeOCSF_CL.columns
+      }
     }
     schemas: [
       schema_AWSCloudFront_AccessLog_CL
@@ -136,6 +140,7 @@ var dcrGroups = [
       schema_AWSNetworkFirewallFlow
       schema_AWSNetworkFirewallTls
       schema_AWSS3Raw_CL
+      schema_AWSSecurityLakeOCSF_CL
     ]
   }
 ]
@@ -145,6 +150,7 @@ var customTableSchemas = [
   schema_AWSELBClassicAccessLogs_CL
   schema_AWSS3ConnectorHealth_CL
   schema_AWSS3Raw_CL
+  schema_AWSSecurityLakeOCSF_CL
 ]
 
 module customTables 'modules/custom-tables.bicep' = {
@@ -256,10 +262,14 @@ output dcrRoutes object = {
     endpoint: dcr[1].outputs.logsIngestionEndpoint
     dcrImmutableId: dcr[1].outputs.immutableId
   }
+  '${schema_AWSSecurityLakeOCSF_CL.table}': {
+    endpoint: dcr[1].outputs.logsIngestionEndpoint
+    dcrImmutableId: dcr[1].outputs.immutableId
+  }
 }
 
 @description('Names of the custom tables created in the workspace.')
 output customTableNames array = customTables.outputs.names
 
-@description('Number of streams in the rules (18) and number of rules (2).')
-output streamCount int = 18
+@description('Number of streams in the rules (19) and number of rules (2).')
+output streamCount int = 19

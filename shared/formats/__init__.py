@@ -21,11 +21,18 @@ waf                         AWSWAF                           ``WAFLogs`` / ``_wa
 route53-resolver            AWSRoute53Resolver               ``vpcdnsquerylogs``
 network-firewall-{alert,    AWSNetworkFirewallAlert / Flow   ``network-firewall/<type>/``
 flow,tls}                   / Tls
+cloudwatch-cloudtrail       AWSCloudTrail                    content + declared prefix
+cloudwatch-vpcflow          AWSVPCFlow                       content (first log event)
 cloudwatch                  AWSCloudWatch                    content (Firehose keys are free)
-securityhub                 AWSSecurityHubFindings           content (Firehose keys are free)
+cloudtrail-events           AWSCloudTrail                    content + declared prefix
+securityhub                 AWSSecurityHubFindings           content + declared prefix
 guardduty                   AWSGuardDuty                     ``AWSLogs/<acct>/GuardDuty/``
 raw                         AWSS3Raw_CL                      anything else
 ==========================  ===============================  ===================================
+
+AWSCloudTrail, AWSGuardDuty and AWSSecurityHubFindings rows come only from AWS's key layout
+or a prefix the source declares (``provenance``): content alone raises
+``UndeclaredKindError``.
 
 Binary objects (VPC Flow Logs in Parquet) cannot be parsed from decoded text: when
 ``wants_bytes(fmt, head)`` the caller passes the whole decompressed object to
@@ -35,10 +42,11 @@ from __future__ import annotations
 
 from ..errors import FormatError
 from .base import Format, ObjectContext, Rejected, Skipped  # noqa: F401  (re-exported)
+from .provenance import KINDS, kind_of, undeclared
 from .registry import FORMATS, RAW
 
-__all__ = ["FORMATS", "RAW", "Format", "ObjectContext", "Rejected", "Skipped", "detect", "get",
-           "wants_bytes"]
+__all__ = ["FORMATS", "KINDS", "RAW", "Format", "ObjectContext", "Rejected", "Skipped", "detect",
+           "get", "wants_bytes"]
 
 
 def get(name: str) -> Format:
@@ -48,8 +56,15 @@ def get(name: str) -> Format:
     raise FormatError(f"unknown format {name!r}; known: {', '.join(f.name for f in FORMATS)}")
 
 
-def detect(key: str, head: str, *, override: str | None = None) -> Format:
-    """Choose the format of an object from its key and the first 64 KB of its text."""
+def detect(key: str, head: str, *, override: str | None = None,
+           kind: str | None = None) -> Format:
+    """Choose the format of an object from its key and the first 64 KB of its text.
+
+    ``override`` is the source's ``formatRules`` choice; ``kind`` the sensitive kind the
+    source's ``kinds`` setting declares for the key's prefix (``provenance``). Content that
+    looks like a sensitive kind without either, or without AWS's key layout, raises
+    ``UndeclaredKindError``.
+    """
     if override:
         return get(override)
     by_key = [f for f in FORMATS if f.key_pattern is not None and f.key_pattern.search(key)]
@@ -64,8 +79,14 @@ def detect(key: str, head: str, *, override: str | None = None) -> Format:
         raise FormatError(f"key looks like {names} but the content does not match "
                           f"(starts with {first!r}); add a formatRules override if this is "
                           "intended")
+    if kind:  # the declared kind's envelopes first (their content tests may overlap others')
+        for fmt in FORMATS:
+            if fmt.content_detectable and kind_of(fmt) == kind and fmt.sniff(head):
+                return fmt
     for fmt in FORMATS:
         if fmt.content_detectable and fmt.sniff(head):
+            if kind_of(fmt) is not None:
+                raise undeclared(fmt, key, kind)
             return fmt
     return RAW
 

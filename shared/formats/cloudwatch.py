@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FormatError
@@ -28,6 +29,7 @@ from .base import (
     when_epoch,
 )
 
+_FIRST_MESSAGE = re.compile(r'"logEvents"\s*:\s*\[\s*\{[^{}]*?"message"\s*:\s*"((?:[^"\\]|\\.)*)')
 _MARK = re.compile(r'"messageType"\s*:\s*"(DATA_MESSAGE|CONTROL_MESSAGE)"')
 
 
@@ -36,12 +38,25 @@ def sniff(head: str) -> bool:
         ('"logEvents"' in head or '"logGroup"' in head)
 
 
-def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+@dataclass(frozen=True)
+class LogEvent:
+    """One entry of a DATA_MESSAGE's ``logEvents``, with the payload's log group/stream."""
+
+    position: int
+    event: Any
+    log_group: str | None = None
+    log_stream: str | None = None
+
+
+def log_events(text: TextSource, what: str = "CloudWatch Logs subscription data"
+               ) -> Iterator[Item | LogEvent]:
+    """Every log event of a run of subscription payloads, in order; payload-level problems
+    (not JSON, not a DATA_MESSAGE) as ``Rejected``, CONTROL_MESSAGEs as ``Skipped``."""
     if not text.head.strip():
         return  # an empty object holds no records
     if not sniff(text.head):
-        raise FormatError("CloudWatch Logs subscription data must be JSON objects with "
-                          "messageType DATA_MESSAGE/CONTROL_MESSAGE and logEvents")
+        raise FormatError(f"{what} must be JSON objects with messageType "
+                          "DATA_MESSAGE/CONTROL_MESSAGE and logEvents")
     position = 0
     for _, value in json_records(text, "CloudWatch Logs data"):
         if isinstance(value, JsonGarbage):
@@ -59,14 +74,30 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
             yield Rejected(position, "not a CloudWatch Logs DATA_MESSAGE with logEvents",
                            json_text(value))
             continue
+        group, stream = value.get("logGroup"), value.get("logStream")
         for event in events:
             position += 1
-            row = _row(event)
-            if row is None:
-                yield Rejected(position, "CloudWatch log event has no valid timestamp "
-                                         "(epoch ms) or message", json_text(event))
-            else:
-                yield row
+            yield LogEvent(position, event, group, stream)
+
+
+def first_message(head: str) -> str | None:
+    """The (JSON-escaped, possibly cut) text of the first log event's message in ``head``:
+    what routes a whole payload when its log events are CloudTrail events or flow records."""
+    m = _FIRST_MESSAGE.search(head)
+    return m.group(1) if m else None
+
+
+def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    for item in log_events(text):
+        if not isinstance(item, LogEvent):
+            yield item
+            continue
+        row = _row(item.event)
+        if row is None:
+            yield Rejected(item.position, "CloudWatch log event has no valid timestamp "
+                                          "(epoch ms) or message", json_text(item.event))
+        else:
+            yield row
 
 
 def _row(event: Any) -> dict[str, Any] | None:

@@ -277,8 +277,9 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         raise FormatError("VPC flow log object is empty (not even a header line)")
 
 
-def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
-    """Parquet flow logs (column names with underscores). Needs the optional ``pyarrow``."""
+def parse_parquet(data: Any, ctx: ObjectContext) -> Iterator[Item]:
+    """Parquet flow logs (column names with underscores), row group by row group from bytes or
+    a seekable binary file (parquet_source.spooled). Needs the optional ``pyarrow``."""
     try:
         import pyarrow.parquet as pq  # optional: not in requirements.txt
     except ImportError as err:
@@ -286,7 +287,8 @@ def parse_parquet(data: bytes, ctx: ObjectContext) -> Iterator[Item]:
                           "(pip install pyarrow) to read it") from err
     fallback = key_time(ctx.key) or ctx.event_time
     try:
-        batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=10_000)
+        source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        batches = pq.ParquetFile(source).iter_batches(batch_size=10_000)
         first = next(batches, None)
     except Exception as err:  # pyarrow raises its own error types
         raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err

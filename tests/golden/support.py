@@ -66,6 +66,19 @@ ELBW = "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2015/05/13/"
 WAF = "AWSLogs/111122223333/WAFLogs/us-east-1/TEST-WEBACL/2021/10/28/19/50/"
 R53 = "AWSLogs/111122223333/vpcdnsquerylogs/vpc-7example/2021/02/04/"
 FIREHOSE = "firehose/2025/07/28/02/sentinel-stream-1-2025-07-28-02-12-33-"
+# Security Lake: aws/<SOURCE>/<version>/region=/accountId=/eventDay=/ (make_security_lake_...)
+SL = "aws/{src}/2.0/region=us-east-1/accountId={acct}/eventDay={day}/{f}.gz.parquet"
+CTF = "firehose/cloudtrail/2025/07/28/02/ct-stream-1-2025-07-28-02-12-33-"
+CWF = "firehose/flows/2025/07/28/02/flow-stream-1-2025-07-28-02-12-33-"
+SH = "firehose/securityhub/2025/07/28/02/sentinel-stream-1-2025-07-28-02-12-33-"
+# what a source's "kinds" setting declares in these tests (shared/formats/provenance.py): the
+# security-sensitive envelopes without an AWS key layout are read under these prefixes only
+KINDS = (("firehose/securityhub/", "securityhub"), ("firehose/guardduty/", "guardduty"),
+         ("firehose/cloudtrail/", "cloudtrail"))
+
+
+def declared_kind(key: str) -> str | None:
+    return next((kind for prefix, kind in KINDS if key.startswith(prefix)), None)
 GD = "exports/AWSLogs/111122223333/GuardDuty/us-east-1/2026/08/25/"
 NFW = "AWSLogs/123456789012/network-firewall/{t}/us-east-1/test-firewall/2020/10/13/22/"
 NFW_NAME = "123456789012_network-firewall_{t}_us-east-1_test-firewall_202010132210_a1b2c3d4.log.gz"
@@ -124,21 +137,21 @@ CASES: tuple[Case, ...] = (
     Case("shared:cloudwatch_subscription/decoded_DATA_MESSAGE__awsdocs.json", FIREHOSE,
          "cloudwatch", "AWSCloudWatch", 3, name="0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"),
     Case("shared:securityhub/ASSEMBLED_eventbridge_SecurityHubFindingsImported__IAM.4.json",
-         FIREHOSE, "securityhub", "AWSSecurityHubFindings", 1, golden="securityhub_eventbridge",
+         SH, "securityhub", "AWSSecurityHubFindings", 1, golden="securityhub_eventbridge",
          name="1d2e3f40-5162-7384-95a6-b7c8d9e0f1a2"),
     Case("shared:securityhub/IAM_root_user_access_key_should_not_exist__AzureSentinel_"
-         "SampleLogs.json", "", "securityhub", "AWSSecurityHubFindings", 1),
-    Case("shared:securityhub/asff_sample_control_finding_00__awsdocs.json", "", "securityhub",
+         "SampleLogs.json", SH, "securityhub", "AWSSecurityHubFindings", 1),
+    Case("shared:securityhub/asff_sample_control_finding_00__awsdocs.json", SH, "securityhub",
          "AWSSecurityHubFindings", 1, golden="securityhub_asff_00"),
-    Case("shared:securityhub/asff_sample_control_finding_01__awsdocs.json", "", "securityhub",
+    Case("shared:securityhub/asff_sample_control_finding_01__awsdocs.json", SH, "securityhub",
          "AWSSecurityHubFindings", 1),
-    Case("shared:securityhub/asff_sample_control_finding_02__awsdocs.json", "", "securityhub",
+    Case("shared:securityhub/asff_sample_control_finding_02__awsdocs.json", SH, "securityhub",
          "AWSSecurityHubFindings", 1),
-    Case("shared:securityhub/asff_sample_control_finding_04__awsdocs.json", "", "securityhub",
+    Case("shared:securityhub/asff_sample_control_finding_04__awsdocs.json", SH, "securityhub",
          "AWSSecurityHubFindings", 1),
-    Case("shared:securityhub/asff_sample_control_finding_05__awsdocs.json", "", "securityhub",
+    Case("shared:securityhub/asff_sample_control_finding_05__awsdocs.json", SH, "securityhub",
          "AWSSecurityHubFindings", 1),
-    Case("shared:securityhub/eventbridge_envelope_template__awsdocs.txt", "", "securityhub",
+    Case("shared:securityhub/eventbridge_envelope_template__awsdocs.txt", SH, "securityhub",
          "AWSSecurityHubFindings", 0, error=True),
     # SQS message bodies, not log objects: as S3 objects they are "anything else" (raw), one
     # row per JSON document
@@ -152,6 +165,30 @@ CASES: tuple[Case, ...] = (
                    "sqs_body__direct_s3_notification_ObjectCreatedPut__awsdocs.json",
                    "sqs_body__s3_TestEvent__awsdocs.json",
                    "sqs_body__sns_envelope_HelloWorld__awsdocs.json")),
+    *(Case(f"shared:security_lake/parquet/{name}", key.rsplit("/", 1)[0] + "/", fmt, table,
+           rows, golden=f"security_lake_{name.split('.')[0].lower()}",
+           name=key.rsplit("/", 1)[1])
+      for name, key, fmt, table, rows in (
+          ("CLOUD_TRAIL_MGMT.parquet", SL.format(src="CLOUD_TRAIL_MGMT", acct="811596193553",
+                                                 day="20200921", f="5c3b9a0e-ct-mgmt"),
+           "ocsf-api", "AWSCloudTrail", 3),
+          ("VPC_FLOW.parquet", SL.format(src="VPC_FLOW", acct="123456789012", day="20220412",
+                                         f="7d1e2f30-vpc"), "ocsf-network", "AWSVPCFlow", 1),
+          ("ROUTE53.parquet", SL.format(src="ROUTE53", acct="123456789012", day="20221013",
+                                        f="8e2f3a41-r53"), "ocsf-dns", "AWSRoute53Resolver", 1),
+          ("SH_FINDINGS.parquet", SL.replace("us-east-1", "us-east-2").format(
+              src="SH_FINDINGS", acct="111111111111", day="20230919", f="9f3a4b52-sh"),
+           "ocsf-finding", "AWSSecurityHubFindings", 1),
+          ("WAF.parquet", SL.format(src="WAF", acct="123456789012", day="20210923",
+                                    f="a04b5c63-waf"), "ocsf", "AWSSecurityLakeOCSF_CL", 1))),
+    Case("local:cloudtrail_events.jsonl", CTF, "cloudtrail-events", "AWSCloudTrail", 8,
+         golden="cloudtrail_events", name="6f1c9a3e-1111-4c1e-9f7a-2b3c4d5e6f70"),
+    Case("local:cloudtrail_eventbridge.json", CTF, "cloudtrail-events", "AWSCloudTrail", 8,
+         name="6f1c9a3e-2222-4c1e-9f7a-2b3c4d5e6f70"),
+    Case("local:cloudwatch_cloudtrail.json", CTF, "cloudwatch-cloudtrail", "AWSCloudTrail", 8,
+         golden="cloudwatch_cloudtrail", name="6f1c9a3e-3333-4c1e-9f7a-2b3c4d5e6f70"),
+    Case("local:cloudwatch_vpcflow.json", CWF, "cloudwatch-vpcflow", "AWSVPCFlow", 7,
+         golden="cloudwatch_vpcflow", name="6f1c9a3e-4444-4c1e-9f7a-2b3c4d5e6f70"),
     Case("local:guardduty_findings_from_expected.jsonl", GD, "guardduty", "AWSGuardDuty", 10,
          golden="guardduty", name="5cb2a5a8-5a0e-4f4f-9a83-2f5c9f2e0d11.jsonl.gz"),
     Case("local:network-firewall_alert.jsonl", NFW.format(t="alert"), "network-firewall-alert",
@@ -182,7 +219,7 @@ def plain(path: Path) -> bytes:
 
 
 def run(data: bytes, key: str, *, override: str | None = None,
-        event_time: str | None = EVENT_TIME, chunk: int = 0) -> Outcome:
+        event_time: str | None = EVENT_TIME, chunk: int = 0, kind: str | None = None) -> Outcome:
     """Detect and parse ``data`` (gzip or plain) as the object ``key``, like the pipeline does.
 
     Detection errors propagate; a ``FormatError`` while parsing is kept in ``error``.
@@ -190,12 +227,14 @@ def run(data: bytes, key: str, *, override: str | None = None,
     """
     pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)] if chunk else [data]
     text = TextSource(decompress(pieces))
-    fmt = formats.detect(key, text.head, override=override)
+    fmt = formats.detect(key, text.head, override=override, kind=kind or declared_kind(key))
     out = Outcome(fmt)
     ctx = formats.ObjectContext(source="test", bucket="log-bucket", key=key,
                                 event_time=event_time)
     try:
-        for item in fmt.parse(text, ctx):
+        items = (fmt.parse_bytes(text.raw_bytes(), ctx) if formats.wants_bytes(fmt, text.head)
+                 else fmt.parse(text, ctx))  # binary (Parquet) objects as the pipeline does
+        for item in items:
             if isinstance(item, formats.Rejected):
                 out.rejected.append(item)
             elif isinstance(item, formats.Skipped):

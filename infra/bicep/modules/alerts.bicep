@@ -1,5 +1,5 @@
 metadata name = 'Pipeline health alert rules'
-metadata description = 'Log search alerts on AWSS3ConnectorHealth_CL: no heartbeat, dead-lettered or poisoned items, p95 latency and failure rate over thresholds, a source whose poller runs all fail.'
+metadata description = 'Log search alerts on AWSS3ConnectorHealth_CL: no heartbeat, dead-lettered or poisoned items, p95 latency and failure rate over thresholds, a source whose poller runs all fail, a table holding fewer rows than were accepted for it.'
 
 @description('Required. Name prefix of the alert rules.')
 param namePrefix string
@@ -226,6 +226,54 @@ resource pollerFailing 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
   }
 }
 
+// Reconciliation: accepted records (health rows) vs. rows the table holds, per table, for the
+// hour that ended at least an hour ago. The 2-day window is what the query's table side needs
+// (it filters by ingestion_time(); the rule's window filters TimeGenerated, the event's time).
+resource reconciliation 'Microsoft.Insights/scheduledQueryRules@2021-08-01' = {
+  name: '${namePrefix}-reconciliation'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'AWS S3 connector: a table holds less than 99 % of the records accepted for it'
+    description: 'In the hour that ended at least an hour ago, a table holds fewer than 99 % of the records the health rows say the Logs Ingestion API accepted for it (at least 100 records): a DCR transformation dropping rows, a stream routed to another table, a column the table lacks. See the workbook section Reconciliation and README (what it can and cannot see).'
+    severity: 2
+    enabled: enabled
+    scopes: [
+      logAnalyticsWorkspaceResourceId
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('../queries/alert-reconciliation.kql')
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'ShortTables'
+          dimensions: [
+            {
+              name: 'TargetTable'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    skipQueryValidation: true
+    actions: actions
+  }
+}
+
 @description('Resource ids of the alert rules.')
 output resourceIds array = [
   noHeartbeat.id
@@ -233,4 +281,5 @@ output resourceIds array = [
   latencyP95.id
   failureRate.id
   pollerFailing.id
+  reconciliation.id
 ]

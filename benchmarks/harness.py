@@ -1,0 +1,333 @@
+"""The end-to-end bench rig: the local stack, generated objects streamed to moto, and one
+object run through ``shared.pipeline.process_object`` in a fresh subprocess (peak RSS).
+
+The benchmark never holds an object whole: generators yield ~1 MB pieces of realistic text,
+gzip is streamed, and S3 receives it as a multipart upload (VPC Flow Parquet is written row group
+by row group to a temporary file, then uploaded from it). The Logs Ingestion emulator counts
+records instead of keeping them (``keep_records = False``).
+
+    python -m benchmarks.harness child '<json>'   (used by run_child; prints one JSON line)
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNT = "123456789012"
+BUCKET = "bench-logs"
+PIECE = 1 << 20  # text generated per piece
+PART = 16 << 20  # multipart part size (S3 minimum 5 MB)
+
+
+# ---- realistic content, generated in pieces ----------------------------------------------------
+
+VPC_HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+              "bytes start end action log-status\n")
+
+
+def vpc_text(target: int, *, start: int = 0) -> Iterator[tuple[bytes, int]]:
+    """VPC Flow Logs v2 text of about ``target`` bytes: (piece, records in it)."""
+    rnd = random.Random(7)
+    t0 = int(time.time()) - 600
+    first = VPC_HEADER.encode()
+    size, i = len(first), start
+    pending = [first]
+    while size < target:
+        lines = []
+        for _ in range(8000):
+            i += 1
+            r = rnd.random()
+            lines.append(f"2 {ACCOUNT} eni-0a1b2c3d4e5f{i % 97:05x} 10.{i % 7}.{i % 200}."
+                         f"{(i * 7) % 250} 198.51.{(i * 13) % 250}.{i % 250} "
+                         f"{1024 + (i * 31) % 60000} {443 if r < 0.6 else 53 if r < 0.8 else 22} "
+                         f"{6 if r < 0.9 else 17} {i % 90 + 1} {(i % 90 + 1) * (40 + i % 1400)} "
+                         f"{t0 + i % 300} {t0 + 60 + i % 300} "
+                         f"{'ACCEPT' if r < 0.85 else 'REJECT'} OK\n")
+        piece = "".join(lines).encode()
+        pending.append(piece)
+        size += len(piece)
+        yield b"".join(pending), len(lines)
+        pending = []
+
+
+def cloudtrail_text(target: int) -> Iterator[tuple[bytes, int]]:
+    """A CloudTrail log file ``{"Records":[...]}`` of about ``target`` bytes."""
+    rnd = random.Random(11)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    names = ["GetObject", "ListBuckets", "PutBucketPolicy", "AssumeRole", "DescribeInstances",
+             "Decrypt", "GetParameter", "CreateLogStream"]
+    sources = ["s3.amazonaws.com", "sts.amazonaws.com", "ec2.amazonaws.com", "kms.amazonaws.com"]
+    size, i, first = 0, 0, True
+    head = b'{"Records":['
+    while size < target:
+        parts = []
+        for _ in range(500):
+            i += 1
+            t = now + timedelta(milliseconds=i * 3)
+            z = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+            rec = {
+                "eventVersion": "1.08",
+                "userIdentity": {"type": "AssumedRole", "principalId": f"AROAEXAMPLE:user{i % 40}",
+                                 "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/user{i % 40}",
+                                 "accountId": ACCOUNT, "accessKeyId": f"ASIA{i % 9999:016d}",
+                                 "sessionContext": {
+                                     "sessionIssuer": {"type": "Role", "principalId": "AROAEX",
+                                                       "arn": f"arn:aws:iam::{ACCOUNT}:role/Admin",
+                                                       "accountId": ACCOUNT, "userName": "Admin"},
+                                     "attributes": {"creationDate": z,
+                                                    "mfaAuthenticated": "false"}}},
+                "eventTime": z, "eventSource": rnd.choice(sources),
+                "eventName": rnd.choice(names), "awsRegion": "us-east-1",
+                "sourceIPAddress": f"203.0.113.{i % 250}",
+                "userAgent": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 exe/x86_64.amzn.2",
+                "requestParameters": {"bucketName": f"finance-{i % 17}", "key": f"r/{i}.csv"},
+                "responseElements": None, "requestID": f"{rnd.getrandbits(64):016X}",
+                "eventID": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                "readOnly": True, "eventType": "AwsApiCall", "managementEvent": True,
+                "recipientAccountId": ACCOUNT, "eventCategory": "Management",
+                "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                               "clientProvidedHostHeader": "s3.amazonaws.com"}}
+            parts.append(json.dumps(rec, separators=(",", ":")))
+        piece = ("" if first else ",") + ",".join(parts)
+        first = False
+        data = (head + piece.encode()) if head else piece.encode()
+        head = b""
+        size += len(data)
+        yield data, len(parts)
+    yield b"]}\n", 0
+
+
+def gzipped(pieces: Iterator[tuple[bytes, int]], counter: list[int]) -> Iterator[bytes]:
+    """Stream gzip (level 1: fast to generate; the reader does not care) of the pieces."""
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
+    for data, n in pieces:
+        counter[0] += n
+        counter[1] += len(data)
+        out = z.compress(data)
+        if out:
+            yield out
+    yield z.flush()
+
+
+def upload(s3: Any, key: str, chunks: Iterator[bytes]) -> int:
+    """Multipart upload of a stream of bytes; returns the stored size."""
+    mpu = s3.create_multipart_upload(Bucket=BUCKET, Key=key)
+    parts, buf, stored = [], bytearray(), 0
+
+    def flush() -> None:
+        nonlocal buf, stored
+        resp = s3.upload_part(Bucket=BUCKET, Key=key, UploadId=mpu["UploadId"],
+                              PartNumber=len(parts) + 1, Body=bytes(buf))
+        parts.append({"ETag": resp["ETag"], "PartNumber": len(parts) + 1})
+        stored += len(buf)
+        buf = bytearray()
+
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) >= PART:
+            flush()
+    if buf or not parts:
+        flush()
+    s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=mpu["UploadId"],
+                                 MultipartUpload={"Parts": parts})
+    return stored
+
+
+def vpc_key(kind: str = "log.gz") -> str:
+    now = datetime.now(UTC)
+    return (f"AWSLogs/{ACCOUNT}/vpcflowlogs/us-east-1/{now:%Y/%m/%d}/{ACCOUNT}_vpcflowlogs_"
+            f"us-east-1_fl-0123456789abcdef0_{now:%Y%m%dT%H%M}Z_{uuid.uuid4().hex[:8]}.{kind}")
+
+
+def cloudtrail_key() -> str:
+    now = datetime.now(UTC)
+    return (f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/{now:%Y/%m/%d}/{ACCOUNT}_CloudTrail_"
+            f"us-east-1_{now:%Y%m%dT%H%M}Z_{uuid.uuid4().hex[:16]}.json.gz")
+
+
+def put_generated(s3: Any, fmt: str, target: int) -> dict[str, Any]:
+    """Generate an object of ``target`` uncompressed bytes straight into S3 (streamed)."""
+    if fmt == "vpcflow_parquet":
+        return put_parquet(s3, target)
+    counter = [0, 0]
+    if fmt == "vpcflow":
+        key, pieces = vpc_key(), vpc_text(target)
+    elif fmt == "cloudtrail":
+        key, pieces = cloudtrail_key(), cloudtrail_text(target)
+    else:
+        raise ValueError(fmt)
+    stored = upload(s3, key, gzipped(pieces, counter))
+    return {"key": key, "records": counter[0], "raw_bytes": counter[1], "stored_bytes": stored}
+
+
+def put_parquet(s3: Any, target: int) -> dict[str, Any]:
+    """VPC Flow Logs as Parquet (the columns AWS writes, snappy), about ``target`` bytes of the
+    same records as text, written row group by row group to a temporary file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = VPC_HEADER.split()
+    ints = {"version", "srcport", "dstport", "protocol", "packets", "tcp-flags"}
+    longs = {"bytes", "start", "end"}
+    schema = pa.schema([(n.replace("-", "_"), pa.int32() if n in ints else
+                         pa.int64() if n in longs else pa.string()) for n in names])
+    records = raw = 0
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
+        with pq.ParquetWriter(tmp.name, schema, compression="snappy") as writer:
+            for piece, _n in vpc_text(target):
+                lines = piece.decode().splitlines()
+                if lines and lines[0].startswith("version"):
+                    lines = lines[1:]
+                cols: list[list[Any]] = [[] for _ in names]
+                for line in lines:
+                    for c, (name, v) in enumerate(zip(names, line.split())):
+                        cols[c].append(int(v) if name in ints or name in longs else v)
+                writer.write_table(pa.table(cols, schema=schema), row_group_size=100_000)
+                records += len(lines)
+                raw += len(piece)
+        key = vpc_key("parquet")
+        with open(tmp.name, "rb") as f:
+            stored = upload(s3, key, iter(lambda: f.read(PART), b""))
+    return {"key": key, "records": records, "raw_bytes": raw, "stored_bytes": stored}
+
+
+# ---- the stack -----------------------------------------------------------------------------------
+
+class Rig:
+    """LocalStack + one source (bucket, SQS queue, keys in Key Vault) + the app settings."""
+
+    def __init__(self, *, azurite: bool = True) -> None:
+        from devtools.stack import LocalStack
+
+        self.stack = LocalStack(azurite=azurite)
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> Rig:
+        import boto3
+
+        self.stack.start()
+        os.environ.update(self.stack.env)
+        self.stack.ingestion.keep_records = False
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.sqs = boto3.client("sqs", region_name="us-east-1")
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.queue_url = self.sqs.create_queue(QueueName="bench-notify")["QueueUrl"]
+        self.stack.keyvault.set_secret("bench-key-id", "AKIABENCHEXAMPLE")
+        self.stack.keyvault.set_secret("bench-secret", "bench-secret")
+        self.env = dict(self.stack.env) | {
+            "AWS_SOURCES": json.dumps([{
+                "name": "bench", "queueUrl": self.queue_url, "region": "us-east-1",
+                "accessKeyIdSecret": "bench-key-id", "secretAccessKeySecret": "bench-secret",
+                "buckets": {BUCKET: ["AWSLogs/"]}}]),
+            "WORK_QUEUE": "bench-objects", "POISON_QUEUE": "bench-objects-poison",
+            "CHECKPOINT_TABLE": "benchcheckpoints", "SQS_WAIT_SECONDS": "0",
+            "AWS_WEB_IDENTITY_AUDIENCE": "api://bench",
+        }
+        os.environ.update(self.env)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.stop()
+
+    def ref(self, key: str) -> str:
+        from shared.notifications import ObjectRef
+
+        return ObjectRef(source="bench", bucket=BUCKET, key=key, replay=True).to_json()
+
+
+def run_child(env: dict[str, str], refs: list[str], *, trace: bool = False,
+              timeout: float = 1800) -> dict[str, Any]:
+    """Process ``refs`` one after another in a fresh interpreter; its peak RSS and timings."""
+    arg = json.dumps({"refs": refs, "trace": trace})
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.harness", "child", arg],
+                          cwd=ROOT, env=os.environ | env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _child(arg: dict[str, Any]) -> dict[str, Any]:
+    import resource
+
+    sys.path.insert(0, str(ROOT))
+    from shared import pipeline
+
+    conn = pipeline.connector()
+    sampler = _Sampler() if arg.get("trace") else None
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out: dict[str, Any] = {"objects": []}
+    t0 = time.perf_counter()
+    for ref in arg["refs"]:
+        t = time.perf_counter()
+        stats = pipeline.process_object(conn, ref)
+        out["objects"].append({"outcome": stats.outcome, "records_in": stats.records_in,
+                               "records_out": stats.records_out,
+                               "records_dropped": stats.records_dropped,
+                               "records_skipped": stats.records_skipped,
+                               "bytes_in": stats.bytes_in, "batches": stats.batches,
+                               "seconds": round(time.perf_counter() - t, 3)})
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    out["rss_mb_before"] = round(base, 1)
+    out["rss_mb_peak"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if sampler is not None:
+        out["tracemalloc"] = sampler.stop()
+    return out
+
+
+class _Sampler:
+    """tracemalloc in a thread: keeps the snapshot taken when traced memory was largest."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        import tracemalloc
+
+        self._tm = tracemalloc
+        tracemalloc.start(1)
+        self._best: tuple[int, Any] = (0, None)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            current = self._tm.get_traced_memory()[0]
+            if current > self._best[0] * 1.1:
+                self._best = (current, self._tm.take_snapshot())
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        peak = self._tm.get_traced_memory()[1]
+        size, snap = self._best
+        top = []
+        if snap is not None:
+            for stat in snap.statistics("lineno")[:12]:
+                frame = stat.traceback[0]
+                top.append({"where": f"{Path(frame.filename).name}:{frame.lineno}",
+                            "mb": round(stat.size / 1e6, 1), "blocks": stat.count})
+        self._tm.stop()
+        return {"peak_mb": round(peak / 1e6, 1), "snapshot_mb": round(size / 1e6, 1),
+                "top": top}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "child":
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        print(json.dumps(_child(json.loads(sys.argv[2]))), flush=True)
+    else:
+        sys.exit(__doc__)

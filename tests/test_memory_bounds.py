@@ -1,0 +1,120 @@
+"""What an object costs in memory does not grow with its records: accepted batches are released,
+rejected positions are intervals, refused batches merge into a few dead letters, and Parquet is
+read row group by row group from a spooled temporary file. Measured with tracemalloc around
+the real pipeline (moto S3 -> process_object -> the Logs Ingestion emulator)."""
+from __future__ import annotations
+
+import gzip
+import json
+import tracemalloc
+
+from shared import parquet_source
+from shared.checkpoints import Ranges
+
+VPC = "Custom-AWSVPCFlow"
+HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstport protocol packets "
+          "bytes start end action log-status\n")
+KEY = ("AWSLogs/123456789012/vpcflowlogs/us-east-1/2026/12/01/123456789012_vpcflowlogs_"
+       "us-east-1_fl-0123456789abcdef0_20261201T2100Z_{}.log.gz")
+
+
+def _vpc(n: int, *, bad_every: int = 0) -> bytes:
+    lines = [HEADER]
+    for i in range(n):
+        if bad_every and i % bad_every == 0:
+            lines.append("this line is not a flow record\n")
+        else:
+            lines.append(f"2 123456789012 eni-0a1b 10.0.0.{i % 250} 198.51.100.{i % 250} "
+                         f"{1024 + i % 60000} 443 6 {i % 90 + 1} {i * 3} 1764622800 "
+                         f"1764622860 ACCEPT OK\n")
+    return gzip.compress("".join(lines).encode(), 1)
+
+
+def _peak(world, body: str) -> tuple[float, object]:
+    from shared import pipeline
+
+    conn = pipeline.connector()
+    tracemalloc.start()
+    try:
+        stats = pipeline.process_object(conn, body)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    return peak, stats
+
+
+def _ref(source, key: str) -> str:
+    return f'{{"source":"{source["name"]}","bucket":"{source["_bucket"]}","key":"{key}"}}'
+
+
+def test_a_large_object_does_not_keep_its_accepted_rows(world):
+    world.stack.ingestion.keep_records = False
+    try:
+        source = world.add_source("mem")
+        world.configure()
+        peaks = []
+        for n in (20_000, 120_000):
+            key = KEY.format(f"n{n}")
+            world.s3.put_object(Bucket=source["_bucket"], Key=key, Body=_vpc(n))
+            peak, stats = _peak(world, _ref(source, key))
+            assert stats.outcome == "delivered" and stats.records_out == n
+            peaks.append(peak)
+        # 6x the records: the encoded rows (~35 MB at 120k) must not all be held
+        assert peaks[1] < peaks[0] * 2 + 5, peaks
+    finally:
+        world.stack.ingestion.keep_records = True
+
+
+def test_an_object_of_rejected_lines_stays_bounded(world):
+    source = world.add_source("bad")
+    world.configure()
+    peaks = []
+    for n in (30_000, 180_000):
+        key = KEY.format(f"bad{n}")
+        world.s3.put_object(Bucket=source["_bucket"], Key=key, Body=_vpc(n, bad_every=1))
+        peak, stats = _peak(world, _ref(source, key))
+        assert stats.records_dropped == n and stats.outcome == "partial"
+        peaks.append(peak)
+    # 6x the rejected lines; a list of their positions alone grew by ~6 MB
+    assert peaks[1] < peaks[0] * 1.3 + 2, peaks
+    envelopes = list(world.host().poison.receive_messages(messages_per_page=32))
+    assert len(envelopes) == 2  # one per object, with the count
+    counts = sorted(json.loads(m.content)["records"]["count"] for m in envelopes)
+    assert counts == [30_000, 180_000]
+
+
+def test_every_other_line_rejected_costs_16_bytes_an_interval():
+    r = Ranges()
+    for p in range(0, 2_000_000, 2):
+        r.append(p)
+    assert len(r) == 1_000_000 and r.interval_count() == 1_000_000
+    assert 1_000_000 in r and 1_000_001 not in r and r.head(3) == [0, 2, 4]
+    assert r._flat.itemsize * len(r._flat) == 16_000_000
+
+
+def test_refused_batches_merge_into_a_few_dead_letters(world):
+    world.stack.ingestion.inject(400, count=10_000, stream=VPC, message="refused for the test")
+    source = world.add_source("refused")
+    world.configure(MAX_BATCH_BYTES="20000")
+    n = 20_000
+    key = KEY.format("refused")
+    world.s3.put_object(Bucket=source["_bucket"], Key=key, Body=_vpc(n))
+    from shared import pipeline
+
+    stats = pipeline.process_object(pipeline.connector(), _ref(source, key))
+    assert stats.records_dropped == n and stats.batches == 0
+    envelopes = list(world.host().poison.receive_messages(messages_per_page=32))
+    assert 1 <= len(envelopes) <= 10  # ~150 refused batches, at most 10 envelopes of one kind
+    world.stack.ingestion.reset()
+
+
+def test_parquet_is_spooled_to_disk_beyond_the_memory_threshold():
+    data = [b"PAR1" + b"x" * 1000] * 100
+    f = parquet_source.spooled(iter(data), memory_bytes=10_000)
+    try:
+        assert f._rolled  # spilled to a temporary file
+        assert f.read(4) == b"PAR1"
+        f.seek(-1000, 2)
+        assert f.read() == b"x" * 1000
+    finally:
+        f.close()
