@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from isal import isal_zlib as _inflate_lib  # the floor inflates with the fastest there is
 
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "tests"):
@@ -46,11 +47,6 @@ import sample_logs  # noqa: E402
 
 from shared import batching, formats  # noqa: E402
 from shared.reader import TextSource, decompress  # noqa: E402
-
-try:  # the floor uses the fastest inflater there is
-    from isal import isal_zlib as _inflate_lib
-except ImportError:  # pragma: no cover
-    _inflate_lib = zlib
 
 MAX_BYTES = 1_000_000
 CHUNK = 256 * 1024  # S3 body chunks as the pipeline reads them
@@ -312,12 +308,8 @@ def profile(name: str, mb: float = 4, top: int = 25) -> str:
 def _compressors() -> dict[str, Callable[[bytes, int], bytes]]:
     out: dict[str, Callable[[bytes, int], bytes]] = {
         "zlib": lambda b, lv: zlib.compress(b, lv, 31)}
-    try:
-        from isal import isal_zlib
-        out["isal"] = lambda b, lv: isal_zlib.compress(b, lv, 31)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
+    out["isal"] = lambda b, lv: _inflate_lib.compress(b, lv, 31)
+    try:  # optional, for the comparison only (pip install zlib-ng)
         from zlib_ng import zlib_ng
         out["zlib-ng"] = lambda b, lv: zlib_ng.compress(b, lv, 31)
     except ImportError:  # pragma: no cover

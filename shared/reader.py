@@ -290,10 +290,12 @@ class _JsonCursor:
         return _MISS
 
     def fast_items(self) -> tuple[list[Any] | None, int]:
-        """The array items from ``pos`` up to the last ``},{`` in the buffer, decoded by orjson
-        in one call; ``(None, end)`` when it cannot (``end``: where that window ended)."""
+        """The array items from ``pos`` up to the last ``},{`` in the next ``_WINDOW``
+        characters, decoded by orjson in one call; ``(None, end)`` when it cannot (``end``:
+        where that window ended). The window bounds the records held at once."""
         buf, pos = self.buf, self.pos
-        end = max(buf.rfind("},{", pos), buf.rfind("}, {", pos)) + 1
+        stop = pos + _WINDOW
+        end = max(buf.rfind("},{", pos, stop), buf.rfind("}, {", pos, stop)) + 1
         if end <= pos:
             return None, 0
         items = _orjson("[" + buf[pos:end] + "]")
@@ -328,6 +330,7 @@ class _JsonCursor:
 
 
 _MISS = object()
+_WINDOW = 256 * 1024  # characters of array items decoded by one orjson call
 # bytes.translate table: ASCII digits -> "d", '"' -> "q", every other byte -> " "
 _NUMBER_TABLE = bytes(100 if 48 <= c <= 57 else 113 if c == 34 else 32 for c in range(256))
 _LONG_NUMBER = b" " + b"d" * 19

@@ -76,3 +76,16 @@ def test_fast_path_is_taken_for_ordinary_lines(monkeypatch):
     text = "\n".join(json.dumps({"i": i}) for i in range(100))
     assert [v["i"] for v in TextSource(iter([text.encode()])).json_values()] == list(range(100))
     assert len(calls) >= 99  # the last line, with no newline after it, may go the json way
+
+
+def test_array_items_over_several_windows_read_what_json_reads(monkeypatch):
+    # ~1.5 MB of records: several 256 KB orjson windows, one record over a window on its own
+    records = [{"eventVersion": "1.08", "i": i, "pad": "x" * (i % 700)} for i in range(4000)]
+    records.insert(1234, {"eventVersion": "1.08", "huge": "y" * 400_000})
+    text = json.dumps({"Records": records}, separators=(",", ":"))
+    for chunk in (len(text) + 1, 64 * 1024):
+        fast = _frame(text, "items", chunk)
+        with monkeypatch.context() as m:
+            m.setattr(reader, "_orjson", lambda t: reader._MISS)
+            slow = _frame(text, "items", chunk)
+        assert fast == slow and len(fast) == 4001
