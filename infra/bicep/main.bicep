@@ -77,6 +77,16 @@ param uploadBackoffBaseSeconds string = '1.0'
 @maxValue(600)
 param uploadBackoffMaxSeconds int = 60
 
+@description('Optional. CIRCUIT_FAILURE_THRESHOLD: objects in a row failing transiently before the circuit of their Logs Ingestion endpoint opens.')
+@minValue(1)
+@maxValue(100)
+param circuitFailureThreshold int = 3
+
+@description('Optional. CIRCUIT_COOLDOWN_SECONDS: how long an open circuit defers work before one trial object.')
+@minValue(1)
+@maxValue(600)
+param circuitCooldownSeconds int = 30
+
 @description('Optional. Most instances the Flex Consumption app scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -236,6 +246,8 @@ var appSettings = {
   UPLOAD_MAX_ATTEMPTS: string(uploadMaxAttempts)
   UPLOAD_BACKOFF_BASE_SECONDS: uploadBackoffBaseSeconds
   UPLOAD_BACKOFF_MAX_SECONDS: string(uploadBackoffMaxSeconds)
+  CIRCUIT_FAILURE_THRESHOLD: string(circuitFailureThreshold)
+  CIRCUIT_COOLDOWN_SECONDS: string(circuitCooldownSeconds)
 }
 
 module functionApp 'modules/function-app.bicep' = {
