@@ -41,6 +41,7 @@ from .errors import (
 )
 from .health import HEALTH_TABLE, Check, Forwarded, ObjectStats, PollStats, report, run_check
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
+from .logsetup import pin_third_party_loggers
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .queues import Queue, queue_service, table_client
@@ -48,6 +49,7 @@ from .reader import TextSource, decompress
 from .schemas import stream_of
 
 log = logging.getLogger(__name__)
+pin_third_party_loggers()  # a DEBUG level for the app must never log a credential
 
 
 @dataclass
