@@ -67,8 +67,8 @@ class Plan:
     min_kills: int = 2
     first_kill_after: float = 5.0
     timer_every: float = 4.0
-    p429: float = 0.20
-    p503: float = 0.10
+    p429: float = 0.24               # of the requests outside the outage (which adds 503s)
+    p503: float = 0.12
     p_reset: float = 0.012
     p_reset_stored: float = 0.012
     p_spike: float = 0.02
@@ -211,7 +211,7 @@ def plan_objects(plan: Plan) -> list[tuple[str, int, int]]:
     total = sum(weights)
     for i, w in enumerate(weights):
         fmt = FORMATS[i % len(FORMATS)]
-        n = max(2, math.ceil(remaining * w / total))
+        n = max(math.ceil(1024 / APPROX_BYTES[fmt]), math.ceil(remaining * w / total))
         out.append((fmt, n, 0))
     rng.shuffle(out)
     return out
@@ -331,38 +331,47 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
         marks: dict[str, float] = {}
         writer_done = threading.Event()
 
+        def put(obj: int, fmt: str, n: int, pad: int, in_spike: bool) -> None:
+            key, data = make_object(obj, n, fmt, pad=pad)
+            s3.put_object(Bucket=bucket, Key=key, Body=data)
+            put_at[obj] = time.time()
+            if in_spike:
+                spike_objects.append(obj)
+
         def writer() -> None:
+            # arrivals on a schedule (exponential gaps at the current rate), written by a few
+            # threads so that the spike's rate is reached, not just asked for
+            from concurrent.futures import ThreadPoolExecutor
+
             rng = random.Random(plan.seed + 1)
             spike_start = int(plan.spike_at * len(specs))
             outage_start = int(plan.outage_at * len(specs))
             spike_until = None
-            for obj, (fmt, n, pad) in enumerate(specs):
-                if obj == outage_start:
-                    chaos.outage(plan.outage_seconds)
-                    marks["outage_start"] = time.time()
-                if obj == spike_start:
-                    spike_until = time.monotonic() + plan.spike_seconds
-                    marks["spike_start"] = time.time()
-                in_spike = spike_until is not None and time.monotonic() < spike_until
-                if spike_until is not None and not in_spike and "spike_end" not in marks:
-                    marks["spike_end"] = time.time()
-                rate = plan.base_rate * (plan.spike_factor if in_spike else 1.0)
-                t0 = time.monotonic()
-                key, data = make_object(obj, n, fmt, pad=pad)
-                s3.put_object(Bucket=bucket, Key=key, Body=data)
-                put_at[obj] = time.time()
-                if in_spike:
-                    spike_objects.append(obj)
-                delay = rng.expovariate(rate) - (time.monotonic() - t0)
-                if delay > 0:
-                    time.sleep(delay)
+            due = time.monotonic()
+            with ThreadPoolExecutor(max_workers=6, thread_name_prefix="put") as pool:
+                for obj, (fmt, n, pad) in enumerate(specs):
+                    if obj == outage_start:
+                        chaos.outage(plan.outage_seconds)
+                        marks["outage_start"] = time.time()
+                    if obj == spike_start:
+                        spike_until = time.monotonic() + plan.spike_seconds
+                        marks["spike_start"] = time.time()
+                    in_spike = spike_until is not None and time.monotonic() < spike_until
+                    if spike_until is not None and not in_spike and "spike_end" not in marks:
+                        marks["spike_end"] = time.time()
+                    rate = plan.base_rate * (plan.spike_factor if in_spike else 1.0)
+                    due += rng.expovariate(rate)
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    pool.submit(put, obj, fmt, n, pad, in_spike)
             marks.setdefault("spike_end", time.time())
             writer_done.set()
 
         threading.Thread(target=writer, name="writer", daemon=True).start()
 
-        # kills spread over the writing time: about five objects interrupted per kill
-        every = (plan.objects / plan.base_rate) / max(plan.min_kills, kill_target / 5)
+        # kills spread over the writing time: about three objects interrupted per kill
+        every = (plan.objects / plan.base_rate) / max(plan.min_kills, kill_target / 3)
 
         def killer() -> None:
             rng = random.Random(plan.seed + 2)
