@@ -300,6 +300,9 @@ class ProcessHost:
     def busy_workers(self) -> list[int]:
         return [w.slot for w in self._workers if w.alive and w.running]
 
+    def running_on(self, slot: int) -> int:
+        return sum(len(w.running) for w in self._workers if w.slot == slot and w.alive)
+
     def kill(self, slot: int) -> list[bytes]:
         """SIGKILL the worker in ``slot``; returns the bodies it was running."""
         for w in self._workers:

@@ -370,8 +370,8 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
 
         threading.Thread(target=writer, name="writer", daemon=True).start()
 
-        # kills spread over the writing time: about three objects interrupted per kill
-        every = (plan.objects / plan.base_rate) / max(plan.min_kills, kill_target / 3)
+        # kills spread over the writing time (a kill interrupts about 2 objects: measured)
+        every = (plan.objects / plan.base_rate) / max(plan.min_kills, kill_target / 1.5)
 
         def killer() -> None:
             rng = random.Random(plan.seed + 2)
@@ -381,7 +381,7 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
                 busy = host.busy_workers()
                 if not busy:
                     continue
-                bodies = host.kill(rng.choice(busy))
+                bodies = host.kill(max(busy, key=host.running_on))  # the busiest worker
                 objs = []
                 for b in bodies:
                     m = re.search(r"soak(\d{5})|SOAK(\d{5})", b.decode("utf-8", "replace"))
@@ -574,6 +574,10 @@ def check(results: dict[str, Any]) -> list[str]:
     if results["invariant_violations"]:
         problems.append(f"{results['invariant_violations']} objects where read != accepted + "
                         "dead-lettered + skipped")
+    want = math.ceil(results["plan"]["kill_share"] * results["objects"])
+    if results["objects_interrupted_by_kills"] < want:
+        problems.append(f"only {results['objects_interrupted_by_kills']} objects were "
+                        f"interrupted by a kill (wanted {want})")
     if results["records_unidentified"]:
         problems.append(f"{results['records_unidentified']} accepted records without an id")
     return problems
