@@ -334,7 +334,8 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
         else:
             # last attempt: dead-letter it ourselves, so the poison queue has the reason
             conn.dead_letter(poison.for_object(ref, err, stage="deliver", attempts=dequeue_count,
-                                               table=stats.table))
+                                               table=stats.table,
+                                               first_failure=getattr(err, "first_failure", None)))
             stats.finish("dead_lettered", ref.event_time, err.message)
     except FatalError as err:
         if ref is None:  # the work item itself is unreadable
@@ -342,7 +343,8 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
             conn.dead_letter(poison.for_body(text, err, source="?", message_id=None))
         else:
             conn.dead_letter(poison.for_object(ref, err, stage=_stage(err),
-                                               attempts=dequeue_count, table=stats.table))
+                                               attempts=dequeue_count, table=stats.table,
+                                               first_failure=getattr(err, "first_failure", None)))
         stats.finish("dead_lettered", ref.event_time if ref else None, err.message)
     else:
         outcome = ("skipped" if stats.table is None else
@@ -448,10 +450,13 @@ def _attempt(conn: Connector, ref: ObjectRef, stats: ObjectStats,
         except AzureError as save_err:
             log.warning("%s: checkpoint not saved: %s", ref.uri, save_err)
         if isinstance(err, ConnectorError):
+            err.first_failure = progress.first_failure  # for the poison envelope
             raise
         log.exception("%s: unexpected error", ref.uri)  # a bug or an unclassified SDK error:
         # retry it, and on the last attempt dead-letter it with its text like any transient
-        raise TransientError(f"unexpected {type(err).__name__}: {err}") from err
+        wrapped = TransientError(f"unexpected {type(err).__name__}: {err}")
+        wrapped.first_failure = progress.first_failure
+        raise wrapped from err
     if gate:
         gate[0].success(owner)
     progress.state = cp.PARTIAL if dead or len(progress.dead) else cp.DONE
