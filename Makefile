@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: all install test demo validate lint bench stack clean lock audit
+.PHONY: all install test demo validate lint bench soak stack clean lock audit
 
 all: test
 
@@ -51,6 +51,13 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks.run
+
+# The full soak: >= 2,000 objects / 500,000 records through the real path (moto, the timer
+# and queue workers as OS processes, Azurite, the faulting Logs Ingestion emulator), workers
+# SIGKILLed mid-object; writes soak-results.json and fails when a figure does not hold.
+# A short version runs inside make test (tests/test_soak.py).
+soak: install
+	$(PY) -m devtools.soak --out soak-results.json
 
 # The local stack in the foreground, for `func start` against it (see README).
 stack: install

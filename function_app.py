@@ -26,8 +26,7 @@ def poll_notifications(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE%", connection="AzureWebJobsStorage")
 def process_object(msg: func.QueueMessage) -> None:
     """One S3 object -> its table, through the Logs Ingestion API. Raises to be retried."""
-    stats = pipeline.process_object(pipeline.connector(), msg.get_body(),
-                                    dequeue_count=msg.dequeue_count or 1)
+    stats = pipeline.process_work_item(msg.get_body(), dequeue_count=msg.dequeue_count or 1)
     log.info("%s/%s: %s, %d in, %d out, %d dropped, %d skipped", stats.bucket, stats.key,
              stats.outcome, stats.records_in, stats.records_out, stats.records_dropped,
              stats.records_skipped)

@@ -8,8 +8,14 @@ dequeued ``maxDequeueCount`` times and fails again, the host moves it to ``<queu
 """
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -129,3 +135,303 @@ class HostSim:
         for m in seen:
             self.poison.update_message(m.id, pop_receipt=m.pop_receipt, visibility_timeout=0)
         return [json.loads(m.content) for m in seen]
+
+
+# ---- the host with language workers as separate OS processes (the soak) ------------------
+
+class ProcessHost:
+    """The Functions host's queue-trigger semantics with the Python workers as OS processes.
+
+    Like the real host, this process owns the queue messages and the workers only run the
+    function: it receives up to ``batch_size`` messages per worker (host.json ``batchSize``;
+    a new batch once no more than ``newBatchThreshold`` are running), invisible for
+    ``RECEIVE_VISIBILITY`` seconds while they run (the host's 10 minutes, longer than the
+    invocation budget), and sends each to a worker (``python -m devtools.hostsim worker``,
+    JSON lines over stdin/stdout) which calls ``function_app.process_object``. Completed:
+    the message is deleted. Raised: visible again after ``visibilityTimeout``; on the
+    ``maxDequeueCount``-th failure moved as it is to ``<queue>-poison``. A worker that dies
+    (``kill`` sends SIGKILL) fails every invocation it was running, exactly like a raise
+    (the host reports "worker process exited"), and a new worker is started.
+    """
+
+    RECEIVE_VISIBILITY = 600
+
+    def __init__(self, connection_string: str, work_queue: str, poison_queue: str,
+                 env: dict[str, str], *, workers: int = 2, log_dir: Path | None = None,
+                 visibility_timeout: float | None = None):
+        settings = host_queue_settings()
+        self.max_dequeue = int(settings["maxDequeueCount"])
+        self.batch_size = int(settings["batchSize"])
+        self.new_batch_threshold = int(settings["newBatchThreshold"])
+        h, m, s = (float(x) for x in settings["visibilityTimeout"].split(":"))
+        self.visibility = visibility_timeout if visibility_timeout is not None else \
+            h * 3600 + m * 60 + s
+        kw = dict(message_encode_policy=TextBase64EncodePolicy(),
+                  message_decode_policy=BinaryBase64DecodePolicy())
+        self.work = QueueClient.from_connection_string(connection_string, work_queue, **kw)
+        self.poison = QueueClient.from_connection_string(connection_string, poison_queue, **kw)
+        for q in (self.work, self.poison):
+            try:
+                q.create_queue()
+            except Exception:  # noqa: BLE001 - already exists
+                pass
+        self.env = env
+        self.log_dir = log_dir
+        self.n_workers = workers
+        self.run = HostRun()
+        self.kills = 0
+        self.worker_exits = 0
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._stop = threading.Event()
+        self._dispatcher: threading.Thread | None = None
+        self._seq = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> ProcessHost:
+        for i in range(self.n_workers):
+            self._workers.append(self._spawn(i))
+        self._dispatcher = threading.Thread(target=self._dispatch, name="host-dispatch",
+                                            daemon=True)
+        self._dispatcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._dispatcher is not None:
+            self._dispatcher.join(timeout=10)
+        for w in self._workers:
+            w.close()
+
+    def __enter__(self) -> ProcessHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, slot: int) -> _Worker:
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        log = (open(self.log_dir / f"worker-{slot}-{seq}.log", "ab")  # noqa: SIM115
+               if self.log_dir else subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devtools.hostsim", "worker",
+             "--concurrency", str(self.batch_size)],
+            cwd=ROOT, env={**os.environ, **self.env}, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=log, bufsize=0)
+        worker = _Worker(slot, proc, log)
+        threading.Thread(target=self._read, args=(worker,), name=f"host-read-{slot}",
+                         daemon=True).start()
+        return worker
+
+    # -- the queue listener ------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        idle = 0.1
+        while not self._stop.is_set():
+            sent = 0
+            for worker in list(self._workers):
+                if not worker.alive or len(worker.running) > self.new_batch_threshold:
+                    continue
+                room = self.batch_size - len(worker.running)
+                try:
+                    msgs = list(self.work.receive_messages(
+                        messages_per_page=room, max_messages=room,
+                        visibility_timeout=self.RECEIVE_VISIBILITY))
+                except Exception as err:  # noqa: BLE001 - storage hiccup: poll again
+                    log.warning("receive failed: %s", err)
+                    msgs = []
+                for m in msgs:
+                    if not worker.submit(m):
+                        self._settle(m, ok=False, error="worker gone before dispatch")
+                sent += len(msgs)
+            if sent:
+                idle = 0.1
+            else:
+                self._stop.wait(idle)
+                idle = min(2.0, idle * 2)  # maxPollingInterval
+
+    def _read(self, worker: _Worker) -> None:
+        assert worker.proc.stdout is not None
+        for line in worker.proc.stdout:
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue
+            m = worker.finish(answer["id"])
+            if m is not None:
+                self._settle(m, ok=answer["ok"], error=answer.get("error"))
+        # EOF: the worker exited (killed): every invocation it ran failed
+        worker.alive = False
+        code = worker.proc.wait()
+        for m in worker.take_all():
+            self._settle(m, ok=False, error=f"worker process exited ({code})")
+        with self._lock:
+            self.worker_exits += 1
+        if not self._stop.is_set():
+            fresh = self._spawn(worker.slot)  # the host restarts the language worker
+            with self._lock:
+                self._workers[self._workers.index(worker)] = fresh
+
+    def _settle(self, m: Any, *, ok: bool, error: str | None) -> None:
+        with self._lock:
+            self.run.invocations += 1
+            if ok:
+                self.run.succeeded += 1
+            else:
+                self.run.failed += 1
+                if len(self.run.errors) < 1000:
+                    self.run.errors.append(error or "")
+        try:
+            if ok:
+                self.work.delete_message(m.id, m.pop_receipt)
+            elif m.dequeue_count >= self.max_dequeue:
+                self.poison.send_message(m.content.decode())
+                self.work.delete_message(m.id, m.pop_receipt)
+                with self._lock:
+                    self.run.moved_to_poison += 1
+            else:
+                self.work.update_message(m.id, pop_receipt=m.pop_receipt,
+                                         visibility_timeout=int(self.visibility))
+        except Exception as err:  # noqa: BLE001 - the message reappears after its visibility
+            log.warning("settling message %s failed: %s", m.id, err)
+
+    # -- for the soak --------------------------------------------------------------------------
+    def busy_workers(self) -> list[int]:
+        return [w.slot for w in self._workers if w.alive and w.running]
+
+    def running_on(self, slot: int) -> int:
+        return sum(len(w.running) for w in self._workers if w.slot == slot and w.alive)
+
+    def kill(self, slot: int) -> list[bytes]:
+        """SIGKILL the worker in ``slot``; returns the bodies it was running."""
+        for w in self._workers:
+            if w.slot == slot and w.alive:
+                bodies = [m.content for m in list(w.running.values())]
+                os.kill(w.proc.pid, signal.SIGKILL)
+                with self._lock:
+                    self.kills += 1
+                return bodies
+        return []
+
+    def in_flight(self) -> int:
+        return sum(len(w.running) for w in self._workers)
+
+
+class _Worker:
+    def __init__(self, slot: int, proc: subprocess.Popen, log: Any):
+        self.slot, self.proc, self._log = slot, proc, log
+        self.running: dict[str, Any] = {}
+        self.alive = True
+        self._lock = threading.Lock()
+
+    def submit(self, m: Any) -> bool:
+        job = {"id": m.id, "body": base64.b64encode(m.content).decode(),
+               "dequeue_count": m.dequeue_count}
+        with self._lock:
+            if not self.alive:
+                return False
+            self.running[m.id] = m
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write((json.dumps(job) + "\n").encode())
+            except OSError:
+                self.running.pop(m.id, None)
+                return False
+        return True
+
+    def finish(self, msg_id: str) -> Any:
+        with self._lock:
+            return self.running.pop(msg_id, None)
+
+    def take_all(self) -> list[Any]:
+        with self._lock:
+            out, self.running = list(self.running.values()), {}
+            return out
+
+    def close(self) -> None:
+        self.alive = False
+        with contextlib.suppress(Exception):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        if hasattr(self._log, "close"):
+            self._log.close()
+
+
+def _worker_main(concurrency: int) -> int:
+    """A language worker: one JSON job per stdin line -> function_app.process_object."""
+    import function_app
+
+    out_lock = threading.Lock()
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="invocation")
+
+    def answer(payload: dict[str, Any]) -> None:
+        with out_lock:
+            sys.stdout.write(json.dumps(payload) + "\n")
+            sys.stdout.flush()
+
+    def invoke(job: dict[str, Any]) -> None:
+        if job.get("timer"):
+            try:
+                function_app.poll_notifications(TimerRequest(past_due=False))
+                answer({"id": job["id"], "ok": True})
+            except Exception as err:  # noqa: BLE001 - reported like the host would
+                answer({"id": job["id"], "ok": False, "error": f"{type(err).__name__}: {err}"})
+            return
+        qm = QueueMessage(id=job["id"], body=base64.b64decode(job["body"]),
+                          dequeue_count=job["dequeue_count"])
+        try:
+            function_app.process_object(qm)
+            answer({"id": job["id"], "ok": True})
+        except Exception as err:  # noqa: BLE001 - the host catches everything
+            answer({"id": job["id"], "ok": False, "error": f"{type(err).__name__}: {err}"[:500]})
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    for line in sys.stdin:
+        if line.strip():
+            pool.submit(invoke, json.loads(line))
+    pool.shutdown(wait=True)
+    return 0
+
+
+def _timer_main(every: float) -> int:
+    """The timer trigger's schedule in its own process: poll_notifications every ``every``
+    seconds (a singleton, as the host runs it) until stdin closes."""
+    import function_app
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            function_app.poll_notifications(TimerRequest(past_due=False))
+        except Exception as err:  # noqa: BLE001 - the next run tries again, like the host
+            log.warning("timer run failed: %s", err)
+        stop.wait(max(0.0, every - (time.monotonic() - started)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m devtools.hostsim")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker", help="a language worker (JSON lines on stdin/stdout)")
+    w.add_argument("--concurrency", type=int, default=8)
+    t = sub.add_parser("timer", help="poll_notifications on a schedule until stdin closes")
+    t.add_argument("--every", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    if args.cmd == "worker":
+        return _worker_main(args.concurrency)
+    return _timer_main(args.every)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

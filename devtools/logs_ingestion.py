@@ -76,6 +76,63 @@ class Fault:
     message: str | None = None
 
 
+@dataclass
+class Chaos:
+    """Random faults for every request (the soak): each request draws one answer.
+
+    ``p429`` answers 429, ``retry_after_share`` of them with ``Retry-After``; ``p503`` answers
+    503; ``p_reset`` drops the connection before the batch is stored, ``p_reset_stored`` after
+    it was stored (the client never hears that it was: a lost answer, the batch will repeat);
+    ``p_spike`` delays the answer by ``spike_seconds`` first. ``outage(seconds)`` answers 503
+    to everything for that long. Faulted requests (but the lost answers) store nothing.
+    """
+
+    p429: float = 0.0
+    retry_after_share: float = 0.5
+    retry_after: float = 1.0
+    p503: float = 0.0
+    p_reset: float = 0.0
+    p_reset_stored: float = 0.0
+    p_spike: float = 0.0
+    spike_seconds: float = 3.0
+    seed: int = 0
+    streams: frozenset[str] | None = None  # None: every stream
+    outage_until: float = 0.0  # time.monotonic()
+    outages: int = 0
+
+    def __post_init__(self) -> None:
+        import random
+
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def outage(self, seconds: float) -> None:
+        self.outage_until = time.monotonic() + seconds
+        self.outages += 1
+
+    def in_outage(self) -> bool:
+        return time.monotonic() < self.outage_until
+
+    def draw(self, stream: str) -> tuple[str, float]:
+        """(answer, latency): answer is "ok", "429", "429-retry-after", "503", "reset" or
+        "reset-stored"."""
+        if self.streams is not None and stream not in self.streams:
+            return "ok", 0.0
+        if self.in_outage():
+            return "503", 0.0
+        with self._lock:
+            r, spike, ra = self._rng.random(), self._rng.random(), self._rng.random()
+        latency = self.spike_seconds if spike < self.p_spike else 0.0
+        for answer, p in (("429", self.p429), ("503", self.p503), ("reset", self.p_reset),
+                          ("reset-stored", self.p_reset_stored)):
+            if r < p:
+                if answer == "429" and ra < self.retry_after_share:
+                    answer = "429-retry-after"
+                return answer, latency
+            r -= p
+        return "ok", latency
+
+
 @dataclass(frozen=True)
 class IngestionRequest:
     """One request as seen by the emulator (also failed and faulted ones)."""
@@ -172,6 +229,10 @@ class LogsIngestionEmulator(Emulator):
         # False: count accepted records instead of keeping them (benchmarks send gigabytes)
         self.keep_records = True
         self.records_accepted = 0
+        self.chaos: Chaos | None = None
+        # sink(stream, records, answer_lost): receives accepted records instead of keeping
+        # them (a soak accepts millions; the sink counts ids)
+        self.sink: Any = None
         super().__init__(host=host, port=port, ssl_context=ssl_context)
 
     # ---- test API -------------------------------------------------------------------------
@@ -217,6 +278,8 @@ class LogsIngestionEmulator(Emulator):
             self.requests.clear()
             self._faults.clear()
             self.allowed_principals = None
+            self.chaos = None
+            self.sink = None
 
     # ---- request processing ---------------------------------------------------------------
     def _take_fault(self, stream: str) -> Fault | None:
@@ -280,8 +343,26 @@ class LogsIngestionEmulator(Emulator):
                         fault.message or f"Injected fault {fault.status}",
                         headers,
                     )
+            chaos = self.chaos.draw(stream) if self.chaos is not None and fault is None \
+                else ("ok", 0.0)
+            if chaos[1]:
+                time.sleep(chaos[1])
+            if chaos[0] == "reset":
+                self._log(stream, 0, info, "ConnectionReset", h)
+                h.abort_connection()
+                return
+            if chaos[0] in ("429", "429-retry-after", "503"):
+                status = 503 if chaos[0] == "503" else 429
+                raise ApiError(status, _DEFAULT_CODES[status], f"Injected fault {status}",
+                               {"Retry-After": str(int(self.chaos.retry_after))}
+                               if chaos[0] == "429-retry-after" else {})
             records = self._parse(body, h.headers.get("Content-Encoding", ""), info)
             self._validate(stream, records)
+            if chaos[0] == "reset-stored":  # stored, then the answer is lost
+                self._store(stream, records, lost=True)
+                self._log(stream, 0, info, "ConnectionResetAfterStore", h)
+                h.abort_connection()
+                return
         except ApiError as err:
             self._log(stream, err.status, info, err.code, h)
             h.send_json(
@@ -290,12 +371,18 @@ class LogsIngestionEmulator(Emulator):
                 {"x-ms-error-code": err.code, **err.headers},
             )
             return
+        self._store(stream, records, lost=False)
+        self._log(stream, 204, info, None, h)
+        h.send_empty(204)
+
+    def _store(self, stream: str, records: list[dict[str, Any]], *, lost: bool) -> None:
+        if self.sink is not None:
+            self.sink(stream, records, lost)
+            return
         with self._lock:
             self.records_accepted += len(records)
             if self.keep_records:
                 self._accepted.extend((stream, r) for r in records)
-        self._log(stream, 204, info, None, h)
-        h.send_empty(204)
 
     def _log(
         self, stream: str, status: int, info: dict[str, Any], code: str | None, h: Handler

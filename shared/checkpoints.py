@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import threading
 import time
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,10 @@ log = get_logger(__name__)  # control characters escaped (logsafe)
 DONE = "done"          # every record accepted (or deliberately skipped)
 PARTIAL = "partial"    # finished, but some records were dead-lettered
 RUNNING = "running"    # attempted, not finished (a retry resumes from here)
-LEASE_RENEW_SECONDS = 600  # a save while working extends the lease to at least this far
+# How long a worker owns an object it is sending without renewing: short, so that a killed
+# worker's object is picked up again within about a minute; renewed every third of it (and on
+# every checkpoint save) while the object is being sent.
+LEASE_SECONDS = 60
 
 
 class Ranges:
@@ -145,6 +149,8 @@ class Progress:
     last_error: str | None = None
     etag: str | None = None  # table entity etag (None: no entity yet)
     lease_until: float = 0.0  # epoch seconds: a worker is processing the object until then
+    # serialises the saves of one object (upload callbacks and the lease renewal thread)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def _row_key(ref: ObjectRef) -> str:
@@ -209,13 +215,22 @@ class Checkpoints:
     def save(self, ref: ObjectRef, progress: Progress, *, release: bool = False) -> None:
         """Write progress (renewing the lease while working; ``release`` when finished)."""
         self._ensure()
-        if release:
-            progress.lease_until = 0.0
-        elif progress.lease_until:
-            progress.lease_until = max(progress.lease_until, time.time() + LEASE_RENEW_SECONDS)
-        # replace, not merge: no chunk of an earlier, longer encoding may survive
-        meta = self._table.upsert_entity(self._entity(ref, progress), mode=UpdateMode.REPLACE)
-        progress.etag = (meta or {}).get("etag", progress.etag)
+        with progress.lock:
+            if release:
+                progress.lease_until = 0.0
+            elif progress.lease_until:
+                progress.lease_until = max(progress.lease_until, time.time() + LEASE_SECONDS)
+            # replace, not merge: no chunk of an earlier, longer encoding may survive
+            meta = self._table.upsert_entity(self._entity(ref, progress),
+                                             mode=UpdateMode.REPLACE)
+            progress.etag = (meta or {}).get("etag", progress.etag)
+
+    def keep_lease(self, ref: ObjectRef, progress: Progress, *,
+                   also: Callable[[], None] | None = None,
+                   every: float = LEASE_SECONDS / 3) -> LeaseKeeper:
+        """A context manager that renews the object's lease every ``every`` seconds while
+        the body runs (``also``: one more renewal, e.g. the circuit breaker's probe lease)."""
+        return LeaseKeeper(self, ref, progress, also, every)
 
     def _entity(self, ref: ObjectRef, progress: Progress) -> dict[str, Any]:
         self._ensure()
@@ -235,6 +250,37 @@ class Checkpoints:
                 packed = {name: "[]"}
             entity.update(packed)
         return entity
+
+
+class LeaseKeeper:
+    """Renews one object's lease from a daemon thread until the ``with`` block ends. A worker
+    that dies stops renewing, so its lease runs out within LEASE_SECONDS."""
+
+    def __init__(self, checkpoints: Checkpoints, ref: ObjectRef, progress: Progress,
+                 also: Callable[[], None] | None, every: float):
+        self._cp, self._ref, self._progress, self._also = checkpoints, ref, progress, also
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+        self.renewals = 0
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._cp.save(self._ref, self._progress)
+                if self._also is not None:
+                    self._also()
+                self.renewals += 1
+            except Exception as err:  # noqa: BLE001 - the next renewal tries again
+                log.warning("%s: lease not renewed: %s", self._ref.uri, err)
 
 
 # A Table property holds at most 64 KiB (a string 32K UTF-16 characters), an entity 1 MiB.

@@ -107,6 +107,8 @@ class Settings:
     upload_max_attempts: int
     upload_backoff_base_seconds: float
     upload_backoff_max_seconds: float
+    circuit_failure_threshold: int
+    circuit_cooldown_seconds: float
     max_dequeue_count: int
     invocation_budget_seconds: float  # host.json functionTimeout less a margin
     max_decompressed_bytes: int = 10 * 1024 ** 3
@@ -191,6 +193,12 @@ SETTINGS_DOC: tuple[SettingDoc, ...] = (
     SettingDoc("MAX_EXPANSION_RATIO", "no", "1000",
                "Most decompressed bytes per stored byte, enforced after the first 16 MiB "
                "(a decompression bomb is dead-lettered with both numbers; 10-100000)."),
+    SettingDoc("CIRCUIT_FAILURE_THRESHOLD", "no", "3",
+               "Objects in a row that fail transiently (on any instance) before the circuit of "
+               "their Logs Ingestion endpoint opens (1-100)."),
+    SettingDoc("CIRCUIT_COOLDOWN_SECONDS", "no", "30",
+               "How long an open circuit defers work before one trial object (doubles while "
+               "trials fail, up to 600; 1-600)."),
 )
 
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -526,6 +534,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_max_attempts=r.number("UPLOAD_MAX_ATTEMPTS", 6, int, 1, 10),
         upload_backoff_base_seconds=r.number("UPLOAD_BACKOFF_BASE_SECONDS", 1.0, float, 0, 60),
         upload_backoff_max_seconds=r.number("UPLOAD_BACKOFF_MAX_SECONDS", 60, float, 0, 120),
+        circuit_failure_threshold=r.number("CIRCUIT_FAILURE_THRESHOLD", 3, int, 1, 100),
+        circuit_cooldown_seconds=r.number("CIRCUIT_COOLDOWN_SECONDS", 30, float, 1, 600),
         max_dequeue_count=_host_max_dequeue_count(),
         invocation_budget_seconds=_invocation_budget(),
         max_decompressed_bytes=r.number("MAX_DECOMPRESSED_BYTES", 10 * 1024 ** 3, int,

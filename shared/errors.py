@@ -47,6 +47,13 @@ class FatalError(ConnectorError):
     kind = "fatal"
 
 
+class WorkItemRefused(FatalError):
+    """A work item that must not be processed as it stands: its source is not configured, or
+    its object is outside the source's allow-list (the Azure queue is not trusted alone)."""
+
+    kind = "work_item_refused"
+
+
 class NotificationError(FatalError):
     """An SQS message body is not an S3/SNS/EventBridge notification we can read."""
 
@@ -115,3 +122,23 @@ class AwsCredentialError(TransientError):
     """AWS credentials could not be obtained or were refused (may be rotation or propagation)."""
 
     kind = "aws_credentials"
+
+
+class StorageError(TransientError):
+    """Azure Storage (the checkpoint table) is unavailable. Retried; on the last attempt the
+    work item is re-queued with a delay instead of being dead-lettered: nothing is wrong with
+    the object."""
+
+    kind = "storage"
+
+
+class Deferred(ConnectorError):
+    """Not now, and not the item's fault: the circuit of its endpoint is open, another worker
+    holds its lease, or the settings are invalid. The work item goes back to the queue as a
+    new message, visible after ``delay`` seconds, so no dequeue count is spent."""
+
+    kind = "deferred"
+
+    def __init__(self, message: str, *, delay: float):
+        super().__init__(message)
+        self.delay = delay

@@ -44,6 +44,7 @@ class ObjectStats:
     records_filtered: int = 0  # dropped by the source's filters (shared/filters.py)
     filtered_by: dict[str, int] = field(default_factory=dict)
     fields_clipped: int = 0  # field values cut to the service's 64 KB (batching.FIELD_LIMIT)
+    dead_total: int = 0  # records of the object dead-lettered so far (this and earlier attempts)
     bytes_in: int = 0
     batches: int = 0
     event_time_min: str | None = None
@@ -83,6 +84,18 @@ class ObjectStats:
             except ValueError:
                 pass
 
+    def check_balance(self) -> bool:
+        """Records read = accepted + dead-lettered + skipped, for a finished object (accepted
+        and dead-lettered counted over all its attempts). A mismatch is a bug: logged, and
+        named in the health row's Error."""
+        if self.records_in == self.records_out + self.dead_total + self.records_skipped:
+            return True
+        self.error = (f"record accounting mismatch: read {self.records_in} != accepted "
+                      f"{self.records_out} + dead-lettered {self.dead_total} + skipped "
+                      f"{self.records_skipped}")
+        log.error("%s/%s: %s", self.bucket, self.key, self.error)
+        return False
+
     def row(self) -> dict[str, Any]:
         row = {
             "TimeGenerated": _now(), "Kind": "object", "SourceName": self.source,
@@ -91,6 +104,7 @@ class ObjectStats:
             "RecordsOut": self.records_out, "RecordsDropped": self.records_dropped,
             "RecordsFiltered": self.records_filtered, "FilteredByRule": self.filtered_by or None,
             "FieldsClipped": self.fields_clipped,
+            "RecordsSkipped": self.records_skipped,
             "Bytes": self.bytes_in, "Batches": self.batches,
             "LatencySeconds": self.latency_seconds, "DurationMs": self.duration_ms,
             "EventTimeMin": self.event_time_min, "EventTimeMax": self.event_time_max,
@@ -122,6 +136,7 @@ class PollStats:
     sqs_backlog: int | None = None
     poison_depth: int | None = None
     circuit_state: str = "closed"
+    paused: bool = False              # not polled: the circuit of the ingestion endpoint is open
     error: str | None = None
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     filtered_by: dict[str, int] = field(default_factory=dict)  # this instance, since last beat
@@ -139,7 +154,8 @@ class PollStats:
             "MessagesReceived": self.messages_received, "ObjectsEnqueued": self.objects_enqueued,
             "ObjectsSkipped": self.objects_skipped, "MessagesPoisoned": self.messages_poisoned,
             "SqsBacklog": self.sqs_backlog, "PoisonDepth": self.poison_depth,
-            "CircuitState": self.circuit_state, "Outcome": "error" if self.error else "ok",
+            "CircuitState": self.circuit_state,
+            "Outcome": "error" if self.error else "paused" if self.paused else "ok",
             "Error": self.error, "RecordsFiltered": sum(self.filtered_by.values()),
             "FilteredByRule": self.filtered_by or None,
         }

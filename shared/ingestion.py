@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -290,48 +290,236 @@ class Ingestor:
                 raise err
 
 
-class CircuitBreaker:
-    """Stops hammering a failing Logs Ingestion endpoint (per worker process).
+class _MemoryStore:
+    """One breaker entity in memory, with the table's If-Match semantics (unit tests, tools)."""
 
-    After ``threshold`` objects in a row failed transiently, the circuit opens for
-    ``cooldown`` seconds (doubling up to ``max_cooldown`` while failures go on). While open,
-    work items are deferred (re-queued with a delay) instead of being tried, so an outage of
-    the service does not burn their dequeue count and push them into the poison queue. After
-    the cooldown one object is let through (half-open); its success closes the circuit.
+    def __init__(self) -> None:
+        self._entity: dict[str, Any] | None = None
+        self._version = 0
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[dict[str, Any], str | None]:
+        with self._lock:
+            if self._entity is None:
+                return {}, None
+            return dict(self._entity), str(self._version)
+
+    def put(self, entity: dict[str, Any], etag: str | None) -> None:
+        with self._lock:
+            current = None if self._entity is None else str(self._version)
+            if etag != current:
+                raise _Conflict()
+            self._entity, self._version = dict(entity), self._version + 1
+
+
+class _TableStore:
+    """The breaker entity of one endpoint in the checkpoint table (Azure Table storage).
+
+    ``put`` is conditional: If-Match on the etag read (or create when there was none), so two
+    instances that change the state at the same moment cannot both win; the loser re-reads."""
+
+    PARTITION = "~circuit"  # source names start with [A-Za-z0-9]: no object entity collides
+
+    def __init__(self, table: Any, endpoint: str):
+        import hashlib
+
+        self._table = table
+        self.endpoint = endpoint
+        self.row_key = hashlib.sha256(endpoint.encode()).hexdigest()[:32]
+        self._created = False
+
+    def get(self) -> tuple[dict[str, Any], str | None]:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        if not self._created:
+            try:
+                self._table.create_table()
+            except ResourceExistsError:
+                pass
+            self._created = True
+        try:
+            e = self._table.get_entity(partition_key=self.PARTITION, row_key=self.row_key)
+        except ResourceNotFoundError:
+            return {}, None
+        return dict(e), e.metadata.get("etag")
+
+    def put(self, entity: dict[str, Any], etag: str | None) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        body = {**entity, "PartitionKey": self.PARTITION, "RowKey": self.row_key,
+                "Endpoint": self.endpoint[:1024]}
+        try:
+            if etag is None:
+                self._table.create_entity(body)
+            else:
+                self._table.update_entity(body, mode=UpdateMode.REPLACE, etag=etag,
+                                          match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError) as err:
+            raise _Conflict() from err
+
+
+class _Conflict(Exception):
+    """Another instance changed the breaker entity since it was read."""
+
+
+class CircuitBreaker:
+    """Stops hammering a failing Logs Ingestion endpoint: one per endpoint, shared by every
+    instance through an entity in the checkpoint table (``table`` given; in memory without).
+
+    After ``threshold`` objects in a row failed transiently (on any instance), the circuit
+    opens for ``cooldown`` seconds (doubling up to ``max_cooldown`` while the trials fail).
+    While open, work items are deferred (re-queued with a delay, no dequeue count spent) and
+    the poller leaves the backlog in SQS. After the cooldown it is half open: exactly one
+    caller takes the probe lease (``probe_seconds``, renewed by ``renew_probe`` while it
+    sends; a prober that dies frees it when the lease runs out) and tries one object; its
+    success closes the circuit, its failure opens it again for a longer cooldown.
+
+    Every change is a conditional write (If-Match on the entity's ETag): of two instances
+    that see the same state, one wins and the other re-reads. Storage errors fail open (the
+    breaker admits): the checkpoint writes of the same object will surface the outage.
     """
 
-    def __init__(self, *, threshold: int = 3, cooldown: float = 30.0, max_cooldown: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, table: Any = None, endpoint: str = "", *, threshold: int = 3,
+                 cooldown: float = 30.0, max_cooldown: float = 600.0,
+                 probe_seconds: float = 60.0, clock: Callable[[], float] = time.time):
         self.threshold, self.base, self.max = threshold, cooldown, max_cooldown
+        self.probe_seconds = probe_seconds
+        self.endpoint = endpoint
+        self._store: Any = _TableStore(table, endpoint) if table is not None else _MemoryStore()
         self._clock = clock
-        self._failures = 0
-        self._cooldown = cooldown
-        self._open_until = 0.0
-        self._lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read(self) -> tuple[dict[str, Any], str | None]:
+        try:
+            return self._store.get()
+        except _Conflict:
+            raise
+        except Exception as err:  # noqa: BLE001 - storage down: fail open (see class doc)
+            log.warning("circuit breaker state of %s not readable: %s", self.endpoint, err)
+            return {}, None
+
+    def _state_of(self, e: dict[str, Any]) -> str:
+        if int(e.get("Failures") or 0) < self.threshold:
+            return "closed"
+        return "open" if self._clock() < float(e.get("OpenUntil") or 0) else "half_open"
 
     @property
     def state(self) -> str:
-        with self._lock:
-            if self._failures < self.threshold:
-                return "closed"
-            return "open" if self._clock() < self._open_until else "half_open"
+        """``closed``, ``open`` or ``half_open`` (as heartbeats, GET /api/health and the CLI
+        show it)."""
+        e, _ = self._read()
+        if int(e.get("Failures") or 0) < self.threshold:
+            return "closed"
+        return "open" if self._clock() < float(e.get("OpenUntil") or 0) else "half_open"
+
+    def snapshot(self) -> dict[str, Any]:
+        """State and counters for the health endpoint."""
+        e, _ = self._read()
+        state = self._state_of(e)
+        now = self._clock()
+        out: dict[str, Any] = {"state": state, "failures": int(e.get("Failures") or 0),
+                               "opened": int(e.get("Opened") or 0),
+                               "closed": int(e.get("Closed") or 0)}
+        if state == "open":
+            out["retry_in_s"] = round(float(e.get("OpenUntil") or 0) - now, 1)
+        if float(e.get("ProbeUntil") or 0) > now:
+            out["probe_until_s"] = round(float(e.get("ProbeUntil") or 0) - now, 1)
+        return out
+
+    # -- the three transitions ---------------------------------------------------------------
+    def _update(self, change: Callable[[dict[str, Any]], Any]) -> Any:
+        """Read, apply ``change`` (returns the answer; mutates the entity or returns with it
+        unchanged), write conditionally; re-read on a conflict (bounded)."""
+        answer = None
+        for attempt in range(20):
+            if attempt:
+                time.sleep(random.uniform(0, 0.02 * attempt))  # contention: spread the tries
+            e, etag = self._read()
+            before = dict(e)
+            answer = change(e)
+            if e == before:
+                return answer
+            e["UpdatedAt"] = self._clock()
+            try:
+                self._store.put(e, etag)
+                return answer
+            except _Conflict:
+                continue
+            except Exception as err:  # noqa: BLE001 - storage down: fail open
+                log.warning("circuit breaker state of %s not written: %s", self.endpoint, err)
+                return answer
+        log.warning("circuit breaker state of %s not written: 20 conflicting writers",
+                    self.endpoint)
+        return answer
+
+    def admit(self, owner: str = "") -> float:
+        """0 when the caller may send now (closed, or it took the half-open probe lease);
+        else the seconds to wait before asking again."""
+        def change(e: dict[str, Any]) -> float:
+            state = self._state_of(e)
+            now = self._clock()
+            if state == "closed":
+                return 0.0
+            if state == "open":
+                return float(e["OpenUntil"]) - now
+            probe_until = float(e.get("ProbeUntil") or 0)
+            if probe_until > now and e.get("ProbeOwner") != owner:
+                return min(probe_until - now, self.base)  # someone else is probing
+            e["ProbeUntil"], e["ProbeOwner"] = now + self.probe_seconds, owner
+            return 0.0
+        return max(0.0, float(self._update(change)))
 
     def retry_in(self) -> float:
-        """Seconds until a trial is allowed (0 = go ahead)."""
-        with self._lock:
-            if self._failures < self.threshold:
-                return 0.0
-            return max(0.0, self._open_until - self._clock())
+        """Seconds until a trial is allowed (0 = go ahead), without taking the probe."""
+        e, _ = self._read()
+        state = self._state_of(e)
+        now = self._clock()
+        if state == "closed":
+            return 0.0
+        if state == "open":
+            return max(0.0, float(e["OpenUntil"]) - now)
+        probe_until = float(e.get("ProbeUntil") or 0)
+        return max(0.0, min(probe_until - now, self.base)) if probe_until > now else 0.0
 
-    def success(self) -> None:
-        with self._lock:
-            self._failures = 0
-            self._cooldown = self.base
+    def renew_probe(self, owner: str) -> None:
+        """Extend the probe lease while its holder is still sending."""
+        def change(e: dict[str, Any]) -> None:
+            if e.get("ProbeOwner") == owner and float(e.get("ProbeUntil") or 0) > 0:
+                e["ProbeUntil"] = self._clock() + self.probe_seconds
+        self._update(change)
 
-    def failure(self) -> None:
-        with self._lock:
-            self._failures += 1
-            if self._failures >= self.threshold:
-                if self._clock() >= self._open_until and self._failures > self.threshold:
-                    self._cooldown = min(self.max, self._cooldown * 2)
-                self._open_until = self._clock() + self._cooldown
+    def success(self, owner: str = "") -> None:
+        def change(e: dict[str, Any]) -> None:
+            if not e or (int(e.get("Failures") or 0) == 0 and not e.get("ProbeUntil")):
+                return  # closed and quiet: no write per object
+            was_open = int(e.get("Failures") or 0) >= self.threshold
+            e.update(Failures=0, OpenUntil=0.0, Cooldown=self.base, ProbeUntil=0.0,
+                     ProbeOwner="")
+            if was_open:
+                e["Closed"] = int(e.get("Closed") or 0) + 1
+                log.warning("circuit of %s closed: the trial object was delivered",
+                            self.endpoint)
+        self._update(change)
+
+    def failure(self, owner: str = "") -> None:
+        def change(e: dict[str, Any]) -> None:
+            now = self._clock()
+            state = self._state_of(e)
+            failures = int(e.get("Failures") or 0) + 1
+            cooldown = float(e.get("Cooldown") or self.base)
+            e["Failures"] = failures
+            if failures < self.threshold:
+                return
+            if state == "half_open":  # the trial failed: wait longer
+                cooldown = min(self.max, cooldown * 2)
+            elif state == "open":
+                return  # already open: an object admitted before it opened; keep the time
+            else:
+                e["Opened"] = int(e.get("Opened") or 0) + 1
+                log.warning("circuit of %s opened after %d objects failed in a row; work "
+                            "items wait %.0fs", self.endpoint, failures, cooldown)
+            e.update(OpenUntil=now + cooldown, Cooldown=cooldown, ProbeUntil=0.0,
+                     ProbeOwner="")
+        self._update(change)

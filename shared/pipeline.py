@@ -14,10 +14,12 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError
 
@@ -27,17 +29,23 @@ from .batching import batches
 from .config import Settings, Source, load_settings
 from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_credential
 from .errors import (
+    ConfigError,
     ConnectorError,
+    Deferred,
     FatalError,
     FormatError,
     IntegrityError,
     NotificationError,
     ObjectReadError,
     RecordError,
+    StorageError,
+    TransientDeliveryError,
     TransientError,
+    WorkItemRefused,
 )
 from .health import (
     HEALTH_TABLE,
+    Check,
     Forwarded,
     HealthBuffer,
     ObjectStats,
@@ -47,6 +55,7 @@ from .health import (
 )
 from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
 from .logsafe import get_logger
+from .logsetup import pin_third_party_loggers
 from .notifications import ObjectRef, parse_body
 from .objects import open_object
 from .parquet_source import spooled
@@ -55,6 +64,7 @@ from .reader import MAX_LINE_CHARS, TextSource, decompress
 from .schemas import stream_of
 
 log = get_logger(__name__)  # control characters escaped (logsafe)
+pin_third_party_loggers()  # a DEBUG level for the app must never log a credential
 
 
 @dataclass
@@ -67,7 +77,8 @@ class Connector:
     work: Queue
     poison: Queue
     checkpoints: cp.Checkpoints
-    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    table: Any = None  # the checkpoint table client (the circuit breakers' entities live there)
+    _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _ingestors: dict[tuple[str, str, bool], Ingestor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,11 +88,12 @@ class Connector:
         secrets = (KeyVaultSecrets(settings.key_vault_url, azure)
                    if settings.key_vault_url else None)
         service = queue_service(settings, azure)
+        table = table_client(settings, azure)
         return cls(
             settings=settings, azure=azure, aws=AwsSessions(settings, azure, secrets),
             work=Queue(service, settings.work_queue),
             poison=Queue(service, settings.poison_queue),
-            checkpoints=cp.Checkpoints(table_client(settings, azure)))
+            checkpoints=cp.Checkpoints(table), table=table)
 
     def ingestor(self, table: str, *, telemetry: bool = False) -> Ingestor:
         """The uploader for the DCR that holds ``table``'s stream (one per DCR, shared).
@@ -100,6 +112,30 @@ class Connector:
                                                 in_flight=s.max_uploads_in_flight,
                                                 read_timeout=10.0 if telemetry else 60.0)
             return self._ingestors[key]
+
+    def breaker_for(self, table: str) -> CircuitBreaker:
+        """The circuit breaker of the Logs Ingestion endpoint that receives ``table`` (one per
+        endpoint, its state shared by every instance through the checkpoint table)."""
+        return self.breaker_at(self.settings.route(table)[0])
+
+    def breaker_at(self, endpoint: str) -> CircuitBreaker:
+        with self._lock:
+            if endpoint not in self._breakers:
+                s = self.settings
+                self._breakers[endpoint] = CircuitBreaker(
+                    self.table, endpoint, threshold=s.circuit_failure_threshold,
+                    cooldown=s.circuit_cooldown_seconds, probe_seconds=cp.LEASE_SECONDS)
+            return self._breakers[endpoint]
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The breaker of the default endpoint (LOGS_INGESTION_ENDPOINT)."""
+        return self.breaker_for("")
+
+    @breaker.setter
+    def breaker(self, breaker: CircuitBreaker) -> None:  # tests: other thresholds/cooldowns
+        with self._lock:
+            self._breakers[self.settings.logs_ingestion_endpoint] = breaker
 
     def dead_letter(self, envelope: poison.Envelope) -> None:
         """Write to the poison queue; if even that fails, the caller's item is retried."""
@@ -134,8 +170,6 @@ class Connector:
             log.warning("health rows not delivered: %s", err)
 
 
-# How long a worker owns an object it is sending: the host's functionTimeout (host.json).
-LEASE_SECONDS = 600
 _connector: Connector | None = None
 
 
@@ -177,7 +211,13 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
     deadline = time.monotonic() + conn.settings.poll_time_budget_seconds
     results = []
     sources = conn.settings.sources
+    circuit = conn.breaker.state
     for i, source in enumerate(sources):
+        if circuit == "open":
+            # the ingestion endpoint is failing for every instance: the backlog waits safely
+            # in SQS instead of piling up as deferred work items
+            results.append(PollStats(source.name, paused=True))
+            continue
         # a fair share of what is left: a source with a backlog must not starve the next ones
         # (their notifications would age in SQS until its retention period deletes them)
         share = max(0.0, deadline - time.monotonic()) / (len(sources) - i)
@@ -188,7 +228,7 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
         depth = None
     for stats in results:
         stats.poison_depth = depth
-        stats.circuit_state = conn.breaker.state
+        stats.circuit_state = circuit
         stats.filtered_by = filters.drain(stats.source)
     conn.emit_health([s.row() for s in results])
     failed = [s for s in results if s.error]
@@ -333,123 +373,203 @@ def delete_messages(conn: Connector, source: Source, messages: list[dict[str, An
 
 # ---- queue trigger: one object -----------------------------------------------------------
 
+CONFIG_RETRY_SECONDS = 300  # a work item waits this long while the settings are invalid
+
+
+def process_work_item(body: str | bytes, *, dequeue_count: int = 1) -> ObjectStats:
+    """The queue trigger's body: one work item with the process's Connector. When the settings
+    are invalid there is no Connector: the item is re-queued with a delay (see
+    ``defer_unconfigured``) instead of burning its attempts into the poison queue."""
+    try:
+        conn = connector()
+    except ConfigError as err:
+        return defer_unconfigured(body, err)
+    return process_object(conn, body, dequeue_count=dequeue_count)
+
+
 def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1) -> ObjectStats:
-    """Deliver one object. Returns when every record is accepted or dead-lettered; raises
-    TransientError when the host should retry the work item."""
+    """Deliver one object. Returns when every record is accepted or dead-lettered, or when the
+    item was deferred (re-queued as a new message); raises TransientError when the host should
+    retry it. Each outcome leaves through one branch below; every branch ends in the one health
+    row written in ``finally``."""
+    stats = ObjectStats("?", "?", "?", attempt=dequeue_count)
+    ref: ObjectRef | None = None
     try:
         ref = ObjectRef.from_json(body)
-    except NotificationError as err:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        conn.dead_letter(poison.for_body(text, err, source="?", message_id=None))
-        stats = ObjectStats("?", "?", "?")
-        stats.finish("dead_lettered", None, err.message)
+        stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
+        dead = _attempt(conn, ref, stats, dequeue_count)
+    except _Duplicate as dup:
+        log.info("%s was already delivered (%s); skipped", ref.uri if ref else "?", dup)
+        stats.finish("duplicate", None)
+    except Deferred as err:
+        # the item is not at fault: a new copy, visible later; this one completes
+        conn.work.send(ref.to_json(), delay=max(1, int(err.delay) + 1))
+        stats.finish("deferred", None, err.message)
+    except TransientError as err:
+        if dequeue_count < conn.settings.max_dequeue_count:
+            stats.finish("retrying", ref.event_time, err.message)
+            raise
+        if err.kind == "storage" or _circuit_open_for(conn, stats.table):
+            # last attempt, but the outage is ours (storage) or the circuit is open: the item
+            # waits as a fresh message instead of being dead-lettered
+            conn.work.send(ref.to_json(), delay=int(conn.settings.circuit_cooldown_seconds))
+            stats.finish("deferred", None, f"last attempt, re-queued: {err.message}")
+        else:
+            # last attempt: dead-letter it ourselves, so the poison queue has the reason
+            conn.dead_letter(poison.for_object(ref, err, stage=_stage(err), attempts=dequeue_count,
+                                               table=stats.table,
+                                               first_failure=getattr(err, "first_failure", None)))
+            stats.finish("dead_lettered", ref.event_time, err.message)
+    except FatalError as err:
+        if ref is None:  # the work item itself is unreadable
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+            conn.dead_letter(poison.for_body(text, err, source="?", message_id=None))
+        else:
+            conn.dead_letter(poison.for_object(ref, err, stage=_stage(err),
+                                               attempts=dequeue_count, table=stats.table,
+                                               first_failure=getattr(err, "first_failure", None)))
+        stats.finish("dead_lettered", ref.event_time if ref else None, err.message)
+    else:
+        outcome = ("skipped" if stats.table is None else
+                   "partial" if stats.dead_total or dead else "delivered")
+        stats.finish(outcome, ref.event_time, dead[0] if dead else None)
+    finally:
         conn.emit_health([stats.row()])
-        return stats
+    return stats
+
+
+def defer_unconfigured(body: str | bytes, error: ConfigError) -> ObjectStats:
+    """The settings are invalid: nothing can be delivered, and nothing is wrong with the item.
+
+    The item goes back to the work queue as a new message, visible after CONFIG_RETRY_SECONDS
+    (a Storage queue message's initial visibility delay, ``visibilitytimeout`` on Put
+    Message), and this invocation completes, so the host deletes the original. A new message
+    has a dequeue count of 0: however long the settings stay wrong, the backlog never reaches
+    maxDequeueCount and the poison queue. The queue is reached the way the host reaches it
+    (AzureWebJobsStorage, or its identity-based __queueServiceUri, and WORK_QUEUE), which
+    works whenever the trigger does. Raising instead would spend one dequeue count per
+    visibilityTimeout (30 s): five tries and the host moves the raw item to the poison queue.
+    """
+    import os
+
+    from azure.storage.queue import QueueServiceClient
+
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    env = os.environ
+    name = env.get("WORK_QUEUE", "").strip() or "s3-objects"
+    if env.get("AzureWebJobsStorage", "").strip():
+        service = QueueServiceClient.from_connection_string(env["AzureWebJobsStorage"].strip())
+    else:
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+        client_id = env.get("AZURE_CLIENT_ID") or None
+        credential = (ManagedIdentityCredential(client_id=client_id)
+                      if env.get("IDENTITY_ENDPOINT") else
+                      DefaultAzureCredential(managed_identity_client_id=client_id))
+        service = QueueServiceClient(env["AzureWebJobsStorage__queueServiceUri"], credential)
+    Queue(service, name).send(text, delay=CONFIG_RETRY_SECONDS)
+    log.error("work item re-queued for %ds: the settings are invalid (fix them; nothing is "
+              "lost): %s", CONFIG_RETRY_SECONDS, error.message)
+    stats = ObjectStats("?", "?", "?")
+    try:
+        ref = ObjectRef.from_json(body)
+        stats = ObjectStats(ref.source, ref.bucket, ref.key)
+    except NotificationError:
+        pass
+    stats.finish("deferred", None, error.message)
+    return stats
+
+
+class _Duplicate(Exception):
+    """The object was already delivered: its notification came again."""
+
+
+def _circuit_open_for(conn: Connector, table: str | None) -> bool:
+    return table is not None and conn.breaker_for(table).retry_in() > 0
+
+
+def _attempt(conn: Connector, ref: ObjectRef, stats: ObjectStats,
+             dequeue_count: int) -> list[str]:
+    """One attempt at one object under its lease: returns the dead-letter reasons of single
+    records; raises _Duplicate, Deferred, TransientError or FatalError (progress saved)."""
     try:
         source = conn.settings.source(ref.source)
     except KeyError:
         # an object envelope, so `replay` can requeue it once the source is configured again
-        error = FatalError(f"work item names unknown source {ref.source!r}; add it back to "
-                           "AWS_SOURCES, then replay")
-        conn.dead_letter(poison.for_object(ref, error, stage="process", attempts=dequeue_count))
-        stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
-        stats.finish("dead_lettered", ref.event_time, error.message)
-        conn.emit_health([stats.row()])
-        return stats
-
+        raise WorkItemRefused(f"work item names unknown source {ref.source!r}; add it back "
+                              "to AWS_SOURCES, then replay") from None
     if not source.allows(ref.bucket, ref.key):
         # whatever sits in the Azure queue is not trusted alone: the object is never read
-        error = FatalError(f"work item {ref.uri} is outside source {source.name}'s bucket/prefix "
-                           "allow-list; not read. If it should be ingested, add the bucket and "
-                           "prefix to the source's buckets, then replay")
-        conn.dead_letter(poison.for_object(ref, error, stage="process", attempts=dequeue_count))
-        stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
-        stats.finish("dead_lettered", ref.event_time, error.message)
-        conn.emit_health([stats.row()])
-        return stats
-
-    stats = ObjectStats(ref.source, ref.bucket, ref.key, attempt=dequeue_count)
-    progress = conn.checkpoints.load(ref)
-    if progress.state in (cp.DONE, cp.PARTIAL) and not ref.replay:
-        stats.finish("duplicate", None)
-        log.info("%s was already delivered (%s); skipped", ref.uri, progress.state)
-        conn.emit_health([stats.row()])
-        return stats
-    wait = conn.breaker.retry_in()
-    if wait > 0:
-        # the ingestion service is failing: park the item without spending its dequeue count
-        conn.work.send(ref.to_json(), delay=int(wait) + 1)
-        stats.finish("deferred", None, f"circuit open for {wait:.0f}s more")
-        conn.emit_health([stats.row()])
-        return stats
-    held = conn.checkpoints.claim(ref, progress, LEASE_SECONDS)
+        raise WorkItemRefused(f"work item {ref.uri} is outside source {source.name}'s "
+                              "bucket/prefix allow-list; not read. If it should be ingested, add "
+                              "the bucket and prefix to the source's buckets, then replay")
+    try:
+        progress = conn.checkpoints.load(ref)
+        if progress.state in (cp.DONE, cp.PARTIAL) and not ref.replay:
+            raise _Duplicate(progress.state)
+        held = conn.checkpoints.claim(ref, progress, cp.LEASE_SECONDS)
+    except AzureError as err:
+        raise StorageError(f"checkpoint table unavailable: {err}"[:2000]) from err
     if held > 0:
         # another worker is sending this object (a second copy of the work item): look later
-        conn.work.send(ref.to_json(), delay=int(held) + 1)
-        stats.finish("deferred", None, f"another worker holds this object for {held:.0f}s")
-        conn.emit_health([stats.row()])
-        return stats
+        raise Deferred(f"another worker holds this object for {held:.0f}s", delay=held)
     progress.attempts += 1
     if ref.replay:
         progress.dead = cp.Ranges()  # the operator fixed the cause: try those records again
+    owner = uuid.uuid4().hex
+    gate: list[CircuitBreaker] = []  # the breaker of the object's endpoint, once known
     try:
-        try:
-            dead = deliver_object(conn, source, ref, progress, stats)
-        except ConnectorError:
-            raise
-        except Exception as err:  # noqa: BLE001 - a bug or an unclassified SDK error: retry it,
-            # and on the last attempt dead-letter it with its text, like any transient failure
-            log.exception("%s: unexpected error", ref.uri)
-            raise TransientError(f"unexpected {type(err).__name__}: {err}") from err
-    except TransientError as err:
-        if err.kind == "delivery_transient":
-            conn.breaker.failure()
-        progress.state = cp.RUNNING
-        progress.last_error = err.message
-        progress.first_failure = progress.first_failure or poison.now_iso()
-        conn.checkpoints.save(ref, progress, release=True)
-        if dequeue_count < conn.settings.max_dequeue_count:
-            stats.finish("retrying", ref.event_time, err.message)
-            conn.emit_health([stats.row()])
-            raise
-        # last attempt: dead-letter it ourselves, so the poison queue has the reason
-        conn.dead_letter(poison.for_object(
-            ref, err, stage=_stage(err), attempts=dequeue_count, table=stats.table,
-            first_failure=progress.first_failure))
-        stats.finish("dead_lettered", ref.event_time, err.message)
-        conn.emit_health([stats.row()])
-        return stats
-    except FatalError as err:
+        with conn.checkpoints.keep_lease(
+                ref, progress, also=lambda: gate and gate[0].renew_probe(owner)):
+            dead = deliver_object(conn, source, ref, progress, stats, owner=owner, gate=gate)
+    except Exception as err:
+        if isinstance(err, TransientDeliveryError) and gate:
+            gate[0].failure(owner)
+        if isinstance(err, Deferred):
+            progress.attempts -= 1  # not an attempt: the item waits
+        else:
+            progress.last_error = getattr(err, "message", str(err))
+            progress.first_failure = progress.first_failure or poison.now_iso()
+        # a fatal fault settles the object (what was read is delivered); anything else resumes
+        progress.state = cp.PARTIAL if isinstance(err, FatalError) else cp.RUNNING
         stats.records_out = len(progress.done)  # batches accepted before the fault stay counted
-        conn.dead_letter(poison.for_object(ref, err, stage=_stage(err), attempts=dequeue_count,
-                                           table=stats.table,
-                                           first_failure=progress.first_failure))
-        progress.state = cp.PARTIAL
-        progress.last_error = err.message
-        conn.checkpoints.save(ref, progress, release=True)
-        stats.finish("dead_lettered", ref.event_time, err.message)
-        conn.emit_health([stats.row()])
-        return stats
-    if stats.table is not None:
-        conn.breaker.success()
+        try:
+            conn.checkpoints.save(ref, progress, release=True)
+        except AzureError as save_err:
+            log.warning("%s: checkpoint not saved: %s", ref.uri, save_err)
+        if isinstance(err, ConnectorError):
+            err.first_failure = progress.first_failure  # for the poison envelope
+            raise
+        log.exception("%s: unexpected error", ref.uri)  # a bug or an unclassified SDK error:
+        # retry it, and on the last attempt dead-letter it with its text like any transient
+        wrapped = TransientError(f"unexpected {type(err).__name__}: {err}")
+        wrapped.first_failure = progress.first_failure
+        raise wrapped from err
+    if gate:
+        gate[0].success(owner)
     progress.state = cp.PARTIAL if dead or len(progress.dead) else cp.DONE
-    conn.checkpoints.save(ref, progress, release=True)
-    outcome = ("skipped" if stats.table is None else
-               "partial" if dead or len(progress.dead) else "delivered")
-    stats.finish(outcome, ref.event_time, dead[0] if dead else None)
-    conn.emit_health([stats.row()])
-    return stats
+    try:
+        conn.checkpoints.save(ref, progress, release=True)
+    except AzureError as err:
+        raise StorageError(f"checkpoint table unavailable: {err}"[:2000]) from err
+    stats.dead_total = len(progress.dead)
+    stats.check_balance()
+    return dead
 
 
 def _stage(err: ConnectorError) -> str:
     if isinstance(err, (ObjectReadError, IntegrityError)):
         return "read"  # decompression limits, unsupported containers, checksum mismatches
-    return {"bad_format": "parse", "undeclared_kind": "parse"}.get(err.kind, "deliver")
+    return {"bad_format": "parse", "undeclared_kind": "parse",
+            "work_item_refused": "process"}.get(err.kind, "deliver")
 
 
 def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp.Progress,
-                   stats: ObjectStats) -> list[str]:
-    """Stream, parse, batch and upload one object. Returns the dead-letter reasons."""
+                   stats: ObjectStats, *, owner: str = "",
+                   gate: list[CircuitBreaker] | None = None) -> list[str]:
+    """Stream, parse, batch and upload one object. Returns the dead-letter reasons. Raises
+    Deferred when the circuit of the table's endpoint is open (``gate`` receives that
+    breaker, so the caller reports the object's success or failure to it)."""
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
     text = TextSource(decompress(stream, where=ref.uri, limits=conn.settings.decompress_limits),
                       where=ref.uri)
@@ -468,6 +588,14 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         stats.bytes_in = stream.bytes_read
         log.info("%s is %s: not ingested (%s)", ref.uri, fmt.name, fmt.description)
         return []
+    breaker = conn.breaker_for(fmt.table)
+    wait = breaker.admit(owner)
+    if wait > 0:
+        # the endpoint is failing for every instance: park the item, spend no attempt
+        raise Deferred(f"circuit of {fmt.table}'s endpoint open for {wait:.0f}s more",
+                       delay=wait)
+    if gate is not None:
+        gate.append(breaker)
     ctx = formats.ObjectContext(source=ref.source, bucket=ref.bucket, key=ref.key,
                                 event_time=ref.event_time)
     # records the parser rejected: positions, distinct reasons and a few samples, never the
@@ -489,6 +617,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             for position, item in enumerate(items):
+                stats.records_in += 1  # read: accepted + dead-lettered + skipped at the end
                 if isinstance(item, formats.Rejected):
                     if position not in progress.dead:  # not reported again on a retry
                         rejected.append(position)
@@ -502,7 +631,6 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 if isinstance(item, formats.Skipped):
                     stats.records_skipped += 1
                     continue
-                stats.records_in += 1
                 stats.see_time(item.get("TimeGenerated"))
                 if position in progress.done or position in progress.dead:
                     continue  # settled on an earlier attempt
@@ -600,6 +728,13 @@ def check_health(conn: Connector | None = None, *,
         checks.append(run_check(f"sqs:{source.name}", lambda s=source: _sqs_check(conn, s)))
     if conn.aws.secrets is not None:
         checks.append(run_check("key_vault", lambda: _vault_check(conn)))
+    endpoints = {conn.settings.logs_ingestion_endpoint,
+                 *(e for e, _ in conn.settings.dcr_routes.values())}
+    for endpoint in sorted(endpoints):
+        # open = the endpoint failed object after object on some instance: work is deferred
+        snap = conn.breaker_at(endpoint).snapshot()
+        checks.append(Check(f"circuit:{urlsplit(endpoint).netloc}", snap["state"] != "open",
+                            snap))
     checks.append(run_check("work_queue", lambda: {"depth": conn.work.depth()}))
     checks.append(run_check("poison_queue", lambda: {"depth": conn.poison.depth()}))
     return report(checks, detail=detail)

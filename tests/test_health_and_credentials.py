@@ -23,8 +23,11 @@ def test_health_is_200_with_every_component_when_all_is_well(world):
     status, body = call_health()
     assert status == 200 and body["status"] == "healthy"
     comps = body["components"]
+    endpoint = world.stack.env["LOGS_INGESTION_ENDPOINT"].removeprefix("https://").rstrip("/")
     assert set(comps) == {"settings", "azure_token", "aws:keys", "sqs:keys", "aws:fed",
-                          "sqs:fed", "key_vault", "work_queue", "poison_queue"}
+                          "sqs:fed", "key_vault", "work_queue", "poison_queue",
+                          f"circuit:{endpoint}"}
+    assert comps[f"circuit:{endpoint}"]["state"] == "closed"
     assert all(c["status"] == "ok" for c in comps.values())
     assert comps["aws:fed"]["mode"] == "federation" and comps["aws:keys"]["mode"] == \
         "keyvault-keys"

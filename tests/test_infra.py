@@ -218,7 +218,7 @@ DOCUMENTED = {
     "Kind": {"object", "heartbeat"},
     "object": {"delivered", "partial", "dead_lettered", "retrying", "skipped", "duplicate",
                "deferred"},
-    "heartbeat": {"ok", "error"},
+    "heartbeat": {"ok", "error", "paused"},
     "CircuitState": {"closed", "open", "half_open"},
 }
 QUERIES = ROOT / "infra" / "bicep" / "queries"

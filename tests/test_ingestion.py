@@ -133,3 +133,29 @@ def test_a_timed_out_request_is_retried_and_at_most_that_batch_repeats(stack, mo
     stored = [r["Message"] for r in stack.ingestion.accepted(STREAM)]
     # every row arrived; at most the one batch in doubt arrived twice
     assert len(set(stored)) == 10 and 10 <= len(stored) <= 20
+
+
+def test_a_lost_answer_after_the_store_repeats_the_batch_and_the_sink_says_so(ingest, stack):
+    """The soak's emulator chaos: a reset after the batch was stored is a lost answer; the
+    client retries and the batch is stored twice, and the sink is told which copy was lost."""
+    from devtools.logs_ingestion import Chaos
+
+    seen = []
+    stack.ingestion.sink = lambda stream, records, lost: seen.append((len(records), lost))
+    stack.ingestion.chaos = Chaos(p_reset_stored=1.0, seed=1)
+    stack.ingestion.inject(latency=0.0, count=1)  # a scripted answer wins over chaos: ok
+    report = ingest.send(STREAM, batches(rows(5), 1_000_000))
+    assert report.transient is None and seen == [(5, False)]
+    seen.clear()
+    report = ingest.send(STREAM, batches(rows(5), 1_000_000))
+    assert report.transient is not None, "every answer lost: the retries give up"
+    assert seen == [(5, True)] * 4, "stored on every attempt, each answer lost"
+    stack.ingestion.chaos = Chaos(p429=0.5, p503=0.3, seed=3)
+    draws = __import__("collections").Counter(stack.ingestion.chaos.draw(STREAM)[0]
+                                              for _ in range(4000))
+    assert 0.45 < (draws["429"] + draws["429-retry-after"]) / 4000 < 0.55
+    assert 0.4 < draws["429-retry-after"] / (draws["429"] + draws["429-retry-after"]) < 0.6
+    assert 0.27 < draws["503"] / 4000 < 0.33
+    stack.ingestion.chaos.outage(60)
+    assert stack.ingestion.chaos.draw(STREAM)[0] == "503"
+    stack.ingestion.reset()

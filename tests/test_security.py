@@ -132,7 +132,7 @@ def test_a_work_item_outside_the_allow_list_is_dead_lettered_and_never_read(worl
         # THEN it is dead-lettered at the process stage (before any S3 read) with the reason
         assert stats.outcome == "dead_lettered" and "allow-list" in stats.error
     items = [read_envelope(json.dumps(i)) for i in world.host().poison_items()]
-    assert [(e.stage, e.kind) for e in items] == [("process", "fatal")] * 2
+    assert [(e.stage, e.kind) for e in items] == [("process", "work_item_refused")] * 2
     assert all("outside source wi's bucket/prefix allow-list; not read" in e.reason
                for e in items)
     assert all(e.ref is not None for e in items)  # replayable once the allow-list is widened

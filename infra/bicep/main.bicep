@@ -85,6 +85,16 @@ param maxDecompressedBytes string = '10737418240'
 @maxValue(100000)
 param maxExpansionRatio int = 1000
 
+@description('Optional. CIRCUIT_FAILURE_THRESHOLD: objects in a row failing transiently before the circuit of their Logs Ingestion endpoint opens.')
+@minValue(1)
+@maxValue(100)
+param circuitFailureThreshold int = 3
+
+@description('Optional. CIRCUIT_COOLDOWN_SECONDS: how long an open circuit defers work before one trial object.')
+@minValue(1)
+@maxValue(600)
+param circuitCooldownSeconds int = 30
+
 @description('Optional. Most instances the Flex Consumption app scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -307,6 +317,8 @@ var appSettings = {
   UPLOAD_BACKOFF_MAX_SECONDS: string(uploadBackoffMaxSeconds)
   MAX_DECOMPRESSED_BYTES: maxDecompressedBytes
   MAX_EXPANSION_RATIO: string(maxExpansionRatio)
+  CIRCUIT_FAILURE_THRESHOLD: string(circuitFailureThreshold)
+  CIRCUIT_COOLDOWN_SECONDS: string(circuitCooldownSeconds)
 }
 
 module functionApp 'modules/function-app.bicep' = {
