@@ -85,7 +85,7 @@ class Plan:
 SHORT = dict(objects=36, records=6000, big_objects_mb=(3.0,), workers=2, base_rate=4.0,
              spike_seconds=2.0, outage_seconds=8.0, outage_at=0.35, kill_share=0.05,
              first_kill_after=3.0,
-             timer_every=2.0, max_seconds=85.0,
+             timer_every=2.0, max_seconds=110.0,
              settings={"UPLOAD_MAX_ATTEMPTS": "3", "UPLOAD_BACKOFF_BASE_SECONDS": "0.1",
                        "UPLOAD_BACKOFF_MAX_SECONDS": "0.5", "CIRCUIT_FAILURE_THRESHOLD": "2",
                        "CIRCUIT_COOLDOWN_SECONDS": "2", "POLL_TIME_BUDGET_SECONDS": "1",
