@@ -153,6 +153,11 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
         stats.poison_depth = depth
         stats.circuit_state = conn.breaker.state
     conn.emit_health([s.row() for s in results])
+    for stats in results:  # the last heartbeat per source, for `s3sentinel status`
+        try:
+            conn.checkpoints.put_meta("heartbeat", stats.source, stats.row())
+        except AzureError as err:
+            log.warning("heartbeat of %s not saved: %s", stats.source, err)
     failed = [s for s in results if s.error]
     if failed:
         raise TransientError("; ".join(f"{s.source}: {s.error}" for s in failed))
