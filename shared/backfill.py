@@ -233,7 +233,8 @@ class Lister:
         kwargs: dict[str, Any] = {"Bucket": self.plan.bucket, "Prefix": prefix}
         if delimiter:
             kwargs["Delimiter"] = "/"
-        if self.after and self.after.startswith(prefix):
+        elif self.after and self.after.startswith(prefix):
+            # flat listings only: folders rolled up by a delimiter are skipped by name
             kwargs["StartAfter"] = self.after
         self.summary.folders_listed += 1
         while True:
@@ -371,8 +372,8 @@ def run(conn: Any, plan: Plan, *, progress: Progress | None = None,
                 slot = summary.by_format.setdefault(name, {"objects": 0, "bytes": 0})
                 slot["objects"] += 1
                 slot["bytes"] += size
-            progress.advance(1, size)
             cursor = obj["Key"]
+            progress.advance(1, size)
             since_save += 1
             if since_save >= CURSOR_EVERY or clock() - last_save > 5:
                 save("running")

@@ -68,7 +68,12 @@ def interactive() -> bool:
         return False
     from rich.console import Console
 
-    return Console().is_terminal
+    return Console().is_terminal and Console(stderr=True).is_terminal
+
+
+def note(line: str) -> None:
+    """Progress goes to stderr: stdout stays the result (and parseable with --json)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 class PlainProgress:
@@ -82,14 +87,14 @@ class PlainProgress:
     def start(self, total: int, total_bytes: int) -> None:
         self.total, self.total_bytes = total, total_bytes
         self.started = self.last = time.monotonic()
-        emit(f"{self.label}: {total} {self.unit} ({size(total_bytes)}) to go")
+        note(f"{self.label}: {total} {self.unit} ({size(total_bytes)}) to go")
 
     def advance(self, count: int, nbytes: int) -> None:
         self.done += count
         self.bytes += nbytes
         if time.monotonic() - self.last >= self.every:
             self.last = time.monotonic()
-            emit(self.line())
+            note(self.line())
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-6)
@@ -101,11 +106,11 @@ class PlainProgress:
                 f"{rate:.1f} {self.unit}/s{eta}")
 
     def note(self, text: str) -> None:
-        emit(text)
+        note(text)
 
     def close(self) -> None:
         if self.done:
-            emit(self.line())
+            note(self.line())
 
 
 class RichProgress:
@@ -135,7 +140,7 @@ class RichProgress:
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
             MofNCompleteColumn(), TextColumn(unit), TextColumn("{task.fields[bytes]}"),
             Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(highlight=False), transient=False)
+            console=Console(stderr=True, highlight=False), transient=False)
         self.task = self.progress.add_task(safe(label), total=None, bytes="0 B")
         self.bytes = 0
         self.progress.start()
@@ -609,7 +614,8 @@ exit status: 0 ok, 1 a check failed, 2 bad arguments or settings""")
                         help="replay at most N items (default 1000)")
         pr.add_argument("--dry-run", action="store_true", help="say what would be replayed")
         pr.add_argument("--visibility", type=positive, default=60, metavar="S",
-                        help="seconds the items looked at stay hidden from a second replay")
+                        help="seconds an item looked at stays hidden should the run die "
+                             "before it makes them visible again (default 60)")
         pr.add_argument("--json", action="store_true")
         pr.set_defaults(func=cmd_poison_replay)
     pp = add("purge", psub, help="delete old items (asks first; --yes for scripts)",
@@ -646,7 +652,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "inspect":  # its own parser, unchanged
         from .cli_inspect import main as inspect_main
 
-        return inspect_main(argv[1:])
+        try:
+            return inspect_main(argv[1:])
+        except SystemExit as stop:  # --help, or argparse's exit 2 on bad arguments
+            return int(stop.code or 0)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

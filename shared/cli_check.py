@@ -119,7 +119,7 @@ def run_checks(conn: Any | None = None, *, streams: bool = True) -> dict[str, An
             conn = connector()
         except ConnectorError as err:
             return {"ok": False, "components": [{
-                "name": "settings", "ok": False, "ms": 0.0, "error": err.message,
+                "name": "settings", "ok": False, "ms": 0.0, "detail": {}, "error": err.message,
                 "hint": hint("settings", err.message)}]}
     _, body = check_health(conn)
     rows = []

@@ -23,7 +23,8 @@ def _oldest_age(conn: Any, source: Any) -> tuple[float | None, str | None]:
         resp = conn.aws.call(source, "cloudwatch", lambda c: c.get_metric_statistics(
             Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
             Dimensions=[{"Name": "QueueName", "Value": name}], StartTime=now - timedelta(
-                minutes=15), EndTime=now, Period=60, Statistics=["Maximum"]))
+                minutes=15), EndTime=now + timedelta(minutes=1), Period=60,
+            Statistics=["Maximum"]))
     except Exception as err:  # noqa: BLE001 - reported in the output, the rest goes on
         return None, f"no CloudWatch data ({type(err).__name__}: needs "\
                      "cloudwatch:GetMetricStatistics)"

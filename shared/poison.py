@@ -284,24 +284,38 @@ def replay(conn: Any, *, where: Filter = Filter(), limit: int = 1000, dry_run: b
     before, and only its records not yet accepted (the dead-lettered ones included) are sent.
     Every object is checked against its source's bucket/prefix allow-list first: an item that
     names an unknown source or an object outside the list stays in the poison queue.
-    Messages not replayed stay in the queue (hidden for ``visibility`` seconds while the run
-    looks at the others). ``on_item(action, item, text)`` reports each decision.
+    Messages not replayed stay in the queue: hidden while the run looks at the others, and
+    visible again when it ends (after ``visibility`` seconds for more than ``HOLD_MAX`` of
+    them). ``on_item(action, item, text)`` reports each decision.
     """
-    from .errors import NotificationError
-    from .notifications import parse_body
-
     def say(action: str, item: Item, text: str) -> None:
         if on_item is not None:
             on_item(action, item, text)
 
     result = ReplayResult(dry_run=dry_run)
     conn.poison.ensure()
-    seen = 0
     scan = max(limit, conn.poison.depth()) + PEEK_MAX  # every message at most once per run
     # one work item per object: a replay retries every dead-lettered record of its object, so
     # a second one (one per envelope) would only report the still-failing records again.
     # Bounded by `limit`.
     requeued: set[tuple[str, str]] = set()
+    held: list[Any] = []
+    try:
+        _replay_loop(conn, where, limit, dry_run, visibility, say, on_progress, result,
+                     requeued, held, scan)
+    finally:
+        _release(conn.poison, held)
+    return result
+
+
+def _replay_loop(conn: Any, where: Filter, limit: int, dry_run: bool, visibility: int,
+                 say: Callable[[str, Item, str], None],
+                 on_progress: Callable[[int, int], None] | None, result: ReplayResult,
+                 requeued: set[tuple[str, str]], held: list[Any], scan: int) -> None:
+    from .errors import NotificationError
+    from .notifications import parse_body
+
+    seen = 0
     while result.replayed < limit and seen < scan:
         batch = list(conn.poison.client.receive_messages(
             messages_per_page=32, visibility_timeout=visibility,
@@ -313,10 +327,12 @@ def replay(conn: Any, *, where: Filter = Filter(), limit: int = 1000, dry_run: b
             item = _item(msg)
             if not where(item):
                 result.skipped += 1
+                _hold(held, msg)
                 continue
             env = item.envelope
             if env is None:
                 result.kept += 1
+                _hold(held, msg)
                 say("keep", item, item.error or "")
                 continue
             refs = []
@@ -328,15 +344,18 @@ def replay(conn: Any, *, where: Filter = Filter(), limit: int = 1000, dry_run: b
                             for r in parse_body(env.body, source=env.source or "?").objects]
                 except NotificationError as err:
                     result.kept += 1
+                    _hold(held, msg)
                     say("keep", item, f"body still unreadable ({err.message[:120]})")
                     continue
             if not refs:
                 result.kept += 1
+                _hold(held, msg)
                 say("keep", item, f"nothing to replay ({env.kind}: {env.reason[:120]})")
                 continue
             refused = _refused(conn, refs)
             if refused:
                 result.kept += 1
+                _hold(held, msg)
                 say("keep", item, refused)
                 continue
             for ref in refs:
@@ -352,10 +371,32 @@ def replay(conn: Any, *, where: Filter = Filter(), limit: int = 1000, dry_run: b
                 result.bytes += int(ref.size or 0)
                 if on_progress is not None:
                     on_progress(1, int(ref.size or 0))
-            if not dry_run:
+            if dry_run:
+                _hold(held, msg)
+            else:
                 conn.poison.client.delete_message(msg)
             result.replayed += 1
-    return result
+
+
+HOLD_MAX = 10_000  # messages a run makes visible again at its end (the rest: after the timeout)
+
+
+def _hold(held: list[Any], msg: Any) -> None:
+    if len(held) < HOLD_MAX:
+        held.append(msg)
+
+
+def _release(queue: Any, held: list[Any]) -> None:
+    """Make the messages a run looked at and left visible again now."""
+    from azure.core.exceptions import AzureError
+
+    for msg in held:
+        try:
+            queue.client.update_message(msg.id, pop_receipt=msg.pop_receipt,
+                                        visibility_timeout=0)
+        except AzureError:
+            pass  # visible again after its timeout anyway
+    held.clear()
 
 
 def _refused(conn: Any, refs: list[ObjectRef]) -> str | None:
@@ -391,20 +432,38 @@ def purge(conn: Any, *, older_than: timedelta, where: Filter = Filter(), dry_run
     conn.poison.ensure()
     cutoff = datetime.now(UTC) - older_than
     seen, scan = 0, conn.poison.depth() + PEEK_MAX
-    while seen < scan:
-        batch = list(conn.poison.client.receive_messages(
-            messages_per_page=32, visibility_timeout=visibility, max_messages=32))
-        if not batch:
-            break
-        for msg in batch:
-            seen += 1
-            item = _item(msg)
-            if item.inserted is None or item.inserted >= cutoff or not where(item):
-                result.kept += 1
-                continue
-            if on_item is not None:
-                on_item("would delete" if dry_run else "delete", item, item.where)
-            if not dry_run:
-                conn.poison.client.delete_message(msg)
-            result.deleted += 1
+    held: list[Any] = []
+    try:
+        while seen < scan:
+            seen = _purge_batch(conn, cutoff, where, dry_run, visibility, on_item, result,
+                                held, seen)
+            if seen < 0:
+                break
+    finally:
+        _release(conn.poison, held)
     return result
+
+
+def _purge_batch(conn: Any, cutoff: datetime, where: Filter, dry_run: bool, visibility: int,
+                 on_item: Callable[[str, Item, str], None] | None, result: PurgeResult,
+                 held: list[Any], seen: int) -> int:
+    """One received batch; returns the messages seen so far, -1 when the queue is empty."""
+    batch = list(conn.poison.client.receive_messages(
+        messages_per_page=32, visibility_timeout=visibility, max_messages=32))
+    if not batch:
+        return -1
+    for msg in batch:
+        seen += 1
+        item = _item(msg)
+        if item.inserted is None or item.inserted >= cutoff or not where(item):
+            result.kept += 1
+            _hold(held, msg)
+            continue
+        if on_item is not None:
+            on_item("would delete" if dry_run else "delete", item, item.where)
+        if dry_run:
+            _hold(held, msg)
+        else:
+            conn.poison.client.delete_message(msg)
+        result.deleted += 1
+    return seen
