@@ -156,7 +156,7 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
     for stats in results:  # the last heartbeat per source, for `s3sentinel status`
         try:
             conn.checkpoints.put_meta("heartbeat", stats.source, stats.row())
-        except AzureError as err:
+        except Exception as err:  # noqa: BLE001 - telemetry, like emit_health: never fatal
             log.warning("heartbeat of %s not saved: %s", stats.source, err)
     failed = [s for s in results if s.error]
     if failed:
