@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -114,7 +115,7 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A rich bar: count of total, bytes, rate, ETA; notes print above it."""
+    """A rich bar: done/total, bytes, rate, ETA (fits 80 columns); notes print above it."""
 
     def __init__(self, label: str, unit: str):
         from rich.console import Console
@@ -125,7 +126,6 @@ class RichProgress:
             ProgressColumn,
             SpinnerColumn,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
         from rich.text import Text
@@ -136,23 +136,24 @@ class RichProgress:
                 return Text(f"{speed or 0:.1f} {unit}/s")
 
         self.unit = unit
+        console = Console(stderr=True, highlight=False)
+        verb, _, target = label.partition(" ")
+        console.print(f"{verb} {safe(target)}", markup=False)
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn(unit), TextColumn("{task.fields[bytes]}"),
-            Rate(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True, highlight=False), transient=False)
-        self.task = self.progress.add_task(safe(label), total=None, bytes="0 B")
+            SpinnerColumn(), TextColumn(verb), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TextColumn("{task.fields[bytes]}"), Rate(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=console, transient=False)
+        self.task = self.progress.add_task(verb, total=None, bytes="0 B")
         self.bytes = 0
         self.progress.start()
 
     def start(self, total: int, total_bytes: int) -> None:
         self.total_bytes = total_bytes
-        self.progress.update(self.task, total=total, bytes=f"0 B/{size(total_bytes)}")
+        self.progress.update(self.task, total=total)
 
     def advance(self, count: int, nbytes: int) -> None:
         self.bytes += nbytes
-        self.progress.update(self.task, advance=count,
-                             bytes=f"{size(self.bytes)}/{size(self.total_bytes)}")
+        self.progress.update(self.task, advance=count, bytes=size(self.bytes))
 
     def note(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False)
@@ -302,8 +303,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         for name, slot in sorted(s.by_format.items()):
             emit(f"    {safe(name):<22} {slot['objects']:>8} object(s) {size(slot['bytes']):>10}")
         if s.older_than_2_days:
-            emit(f"  note: {s.older_than_2_days} object(s) are older than 2 days. "
-                 f"{backfill.TIME_RULE}.")
+            text = (f"note: {s.older_than_2_days} object(s) are older than 2 days. "
+                    f"{backfill.TIME_RULE}.")
+            emit(textwrap.fill(text, width=100, initial_indent="  ",
+                               subsequent_indent="        "))
     return EXIT_OK
 
 
@@ -386,7 +389,7 @@ def cmd_poison_replay(args: argparse.Namespace) -> int:
 
     conn = _connector()
     depth = conn.poison.depth()
-    with progress(f"replay {conn.poison.name}", "objects") as bar:
+    with progress(f"replay {conn.poison.name}", "items") as bar:
         bar.start(min(depth, args.limit), 0)
 
         def on_item(action: str, item: Any, text: str) -> None:

@@ -26,8 +26,10 @@ def _oldest_age(conn: Any, source: Any) -> tuple[float | None, str | None]:
                 minutes=15), EndTime=now + timedelta(minutes=1), Period=60,
             Statistics=["Maximum"]))
     except Exception as err:  # noqa: BLE001 - reported in the output, the rest goes on
-        return None, f"no CloudWatch data ({type(err).__name__}: needs "\
-                     "cloudwatch:GetMetricStatistics)"
+        text = str(getattr(err, "message", None) or err)[:200]
+        if "AccessDenied" in text or "not authorized" in text:
+            return None, "the role needs cloudwatch:GetMetricStatistics"
+        return None, f"CloudWatch: {type(err).__name__}: {text}"
     points = sorted(resp.get("Datapoints", []), key=lambda p: p["Timestamp"])
     if not points:
         return None, "no CloudWatch data in the last 15 min"

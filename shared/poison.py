@@ -151,8 +151,9 @@ ACTIONS: dict[tuple[str, int | None], str] = {
     ("delivery_rejected", None): "read the service's text in the reason, fix, then replay",
     ("object_read", None): "check the bucket policy, the role's s3:GetObject and the KMS key "
                            "policy (kms:Decrypt); an object deleted since is gone: purge it",
-    ("bad_format", None): "the content does not fit its format: add a formatRules entry for "
-                          "these keys (e.g. raw), then replay",
+    ("bad_format", None): "the content does not fit its format: if these keys hold another "
+                          "format, add a formatRules entry (e.g. raw) and replay; a truncated "
+                          "object cannot be completed (its whole records were sent): purge it",
     ("bad_record", None): "single records were unreadable: look at the samples; replay only "
                           "after the parser or a formatRules entry handles them",
     ("bad_notification", None): "fix the sender (S3/SNS/EventBridge notification settings), "
@@ -324,6 +325,8 @@ def _replay_loop(conn: Any, where: Filter, limit: int, dry_run: bool, visibility
             break
         for msg in batch:
             seen += 1
+            if on_progress is not None:
+                on_progress(1, 0)  # one poison item looked at (bytes: as objects are sent)
             item = _item(msg)
             if not where(item):
                 result.skipped += 1
@@ -370,7 +373,7 @@ def _replay_loop(conn: Any, where: Filter, limit: int, dry_run: bool, visibility
                 result.objects += 1
                 result.bytes += int(ref.size or 0)
                 if on_progress is not None:
-                    on_progress(1, int(ref.size or 0))
+                    on_progress(0, int(ref.size or 0))
             if dry_run:
                 _hold(held, msg)
             else:
