@@ -119,7 +119,7 @@ def test_backfill_until_prunes_later_folders_and_warns_about_old_time_generated(
     assert sorted(listed) == sorted(k for k, age in keys.items() if age >= 5)
     # WHEN a dry run covers the old folders (objects written now: LastModified inside)
     assert main(["backfill", "--source", "until", "--since", "50d", "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # the note is wrapped
     assert "dry run, nothing enqueued" in out and "would enqueue 24 object(s)" in out
     # THEN it says how many are older than 2 days and what Azure Monitor does with them
     assert "12 object(s) are older than 2 days" in out
