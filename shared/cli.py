@@ -609,7 +609,7 @@ exit status: 0 ok, 1 a check failed, 2 bad arguments or settings""")
         pr = parent.add_parser(name, parents=[common], formatter_class=HELP,
                                epilog=EXAMPLES["poison replay"],
                                help="poison queue -> work queue, after the cause is fixed"
-                                    + (" (= poison replay)" if parent is sub else ""),
+                                    + (" (alias)" if parent is sub else ""),
                                description="Send the objects of matching poison items back "
                                            "to the work queue, one work item per object.")
         filters(pr)
@@ -673,6 +673,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `s3sentinel status --json | head`: the reader has had enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 def entry() -> None:
