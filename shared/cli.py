@@ -173,23 +173,24 @@ def progress(label: str, unit: str) -> Iterator[Any]:
 
 # ---- settings ----------------------------------------------------------------------------
 
-def load_settings_file(path: str | None) -> str | None:
+def load_settings_file(path: str | None) -> list[str]:
     """Put the ``Values`` of ``path`` (or ./local.settings.json) into the environment, under
-    what the environment already has. Returns the file used, if any."""
+    what the environment already has. Returns the names it added."""
     file = Path(path) if path else Path("local.settings.json")
     if not file.exists():
         if path:
             raise UsageError(f"--settings {path}: no such file")
-        return None
+        return []
     try:
         values = json.loads(file.read_text()).get("Values", {})
         if not isinstance(values, dict):
             raise ValueError("Values is not an object")
     except (OSError, ValueError, AttributeError) as err:
         raise UsageError(f"{file}: not a local.settings.json document ({err})") from err
-    for key, value in values.items():
-        os.environ.setdefault(str(key), str(value))
-    return str(file)
+    added = [str(k) for k in values if str(k) not in os.environ]
+    for key in added:
+        os.environ[key] = str(values[key])
+    return added
 
 
 def _connector() -> Any:
@@ -664,8 +665,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:
         return int(stop.code or 0)
+    added: list[str] = []
     try:
-        load_settings_file(getattr(args, "settings", None))
+        added = load_settings_file(getattr(args, "settings", None))
         return int(args.func(args))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -677,6 +679,9 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    finally:  # a caller in the same process (a test, a notebook) gets its environment back
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def entry() -> None:

@@ -531,3 +531,15 @@ def test_the_console_script_is_the_same_cli():
     from shared import __main__, cli
 
     assert __main__.main is cli.main
+
+
+def test_in_process_the_file_values_are_removed_again_after_the_command(world, tmp_path,
+                                                                         monkeypatch, capsys):
+    world.add_source("inproc")
+    world.configure()
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {
+        "ZZ_FROM_FILE": "1", "WORK_QUEUE": "ignored-env-wins"}}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["queues"]["work"]["name"] == world.work_queue
+    assert "ZZ_FROM_FILE" not in os.environ
