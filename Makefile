@@ -19,7 +19,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed
+# The project itself, editable: the `s3sentinel` console script (same CLI as `python -m shared`).
+$(VENV)/.cli-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed $(VENV)/.cli-installed node_modules/.installed
 
 # Lint, then the whole suite; it starts and stops its own services (moto, Azurite, the HTTPS
 # emulators) and runs the offline infrastructure checks (tests/test_infra.py).

@@ -22,53 +22,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-BUCKET = "demo-security-logs"
-
-
-def provision_source(stack: object) -> dict[str, str]:
-    """Create the AWS side of one source on the local stack (bucket -> SQS notifications, access
-    keys in the Key Vault emulator) and return the app settings that point at it."""
-    import boto3
-
-    s3 = boto3.client("s3", region_name="us-east-1")
-    sqs = boto3.client("sqs", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    queue_url = sqs.create_queue(QueueName="s3-notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url,
-                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
-        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
-    stack.keyvault.set_secret("demo-aws-key-id", "AKIAEXAMPLEDEMO")
-    stack.keyvault.set_secret("demo-aws-secret", "demo-secret")
-    return {
-        "AWS_SOURCES": json.dumps([{
-            "name": "demo", "queueUrl": queue_url, "region": "us-east-1",
-            "accessKeyIdSecret": "demo-aws-key-id", "secretAccessKeySecret": "demo-aws-secret",
-            "buckets": {BUCKET: ["AWSLogs/"]}}]),
-        "WORK_QUEUE": "s3-objects", "POISON_QUEUE": "s3-objects-poison",
-        "CHECKPOINT_TABLE": "s3objectcheckpoints", "POLL_SCHEDULE": "0 */1 * * * *",
-        "MAX_BATCH_BYTES": "1000000"}
-
-
-def put_samples(*, bad: bool = True) -> list[tuple[str, bytes, int]]:
-    """Write realistic CloudTrail, VPC Flow and GuardDuty objects (and one truncated object)."""
-    import boto3
-    from sample_logs import bad_cloudtrail, cloudtrail, guardduty, vpcflow
-
-    s3 = boto3.client("s3", region_name="us-east-1")
-    objects = [cloudtrail(3000), cloudtrail(800), vpcflow(20000), guardduty(25)]
-    if bad:
-        objects.append(bad_cloudtrail())
-    for key, data, _ in objects:
-        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
-    return objects
-
-
 def main() -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     import boto3
 
     from devtools.hostsim import HostSim
+    from devtools.samples import BUCKET, provision_source, put_samples
     from devtools.stack import LocalStack
 
     t0 = time.monotonic()

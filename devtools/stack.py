@@ -317,12 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     with LocalStack() as stack:
         env = dict(stack.env)
         if not args.no_source:  # everything `func start` needs: a source wired to the stack
-            from . import demo
+            from . import samples
 
             with stack.environ():
-                env.update(demo.provision_source(stack))
+                env.update(samples.provision_source(stack))
                 if args.samples:
-                    demo.put_samples(bad=False)
+                    samples.put_samples(bad=False)
         if args.json:
             values = {"FUNCTIONS_WORKER_RUNTIME": "python",
                       "AzureWebJobsFeatureFlags": "EnableWorkerIndexing", **env}

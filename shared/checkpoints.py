@@ -16,7 +16,7 @@ import time
 import zlib
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -157,6 +157,10 @@ def _row_key(ref: ObjectRef) -> str:
     return hashlib.sha256(ref.identity.encode()).hexdigest()[:48]
 
 
+def _meta_key(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:48]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -231,6 +235,37 @@ class Checkpoints:
         """A context manager that renews the object's lease every ``every`` seconds while
         the body runs (``also``: one more renewal, e.g. the circuit breaker's probe lease)."""
         return LeaseKeeper(self, ref, progress, also, every)
+
+    # ---- the connector's own rows: backfill cursors, last heartbeats --------------------------
+    # Partition "~<kind>" (a source name is [A-Za-z0-9_.-], so these never meet object rows).
+
+    def get_meta(self, kind: str, name: str) -> dict[str, Any] | None:
+        self._ensure()
+        try:
+            return dict(self._table.get_entity(partition_key=f"~{kind}", row_key=_meta_key(name)))
+        except ResourceNotFoundError:
+            return None
+
+    def put_meta(self, kind: str, name: str, fields: dict[str, Any]) -> None:
+        self._ensure()
+        entity = {k: v for k, v in fields.items() if v is not None and not isinstance(v, dict)}
+        entity.update({"PartitionKey": f"~{kind}", "RowKey": _meta_key(name), "Name": name[:1024],
+                       "UpdatedAt": _now()})
+        self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def list_meta(self, kind: str, *, limit: int = 1000) -> Iterator[dict[str, Any]]:
+        self._ensure()
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": f"~{kind}"})
+        yield from (dict(e) for e in itertools.islice(rows, limit))
+
+    def recent(self, since: datetime, *, limit: int = 100_000) -> Iterator[dict[str, Any]]:
+        """Object rows updated since ``since`` (State, Attempts, Done, LeaseUntil), at most
+        ``limit`` of them."""
+        self._ensure()
+        rows = self._table.query_entities(
+            "PartitionKey lt '~' and UpdatedAt ge @t", parameters={"t": since.isoformat()},
+            select=["State", "Attempts", "Done", "LeaseUntil", "LastError"])
+        yield from (dict(e) for e in itertools.islice(rows, limit))
 
     def _entity(self, ref: ObjectRef, progress: Progress) -> dict[str, Any]:
         self._ensure()

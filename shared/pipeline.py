@@ -231,6 +231,11 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
         stats.circuit_state = circuit
         stats.filtered_by = filters.drain(stats.source)
     conn.emit_health([s.row() for s in results])
+    for stats in results:  # the last heartbeat per source, for `s3sentinel status`
+        try:
+            conn.checkpoints.put_meta("heartbeat", stats.source, stats.row())
+        except Exception as err:  # noqa: BLE001 - telemetry, like emit_health: never fatal
+            log.warning("heartbeat of %s not saved: %s", stats.source, err)
     failed = [s for s in results if s.error]
     if failed:
         raise TransientError("; ".join(f"{s.source}: {s.error}" for s in failed))

@@ -310,11 +310,11 @@ def test_the_health_endpoint_shows_no_account_arn_or_error_text_the_cli_does(wor
     assert "python -m shared check" in comp["reason"] and "does not exist" not in comp["reason"]
     assert body["components"]["aws:fedh"]["mode"] == "federation"
     # the operator's CLI has the identity and the raw text
-    assert main(["check"]) == 1
-    cli = json.loads(capsys.readouterr().out)
-    assert cli["components"]["aws:fedh"]["account"] == "123456789012"
-    assert cli["components"]["aws:fedh"]["arn"].startswith("arn:aws:sts::123456789012:")
-    assert cli["components"]["sqs:brokenh"]["error"]
+    assert main(["check", "--json"]) == 1
+    cli = {c["name"]: c for c in json.loads(capsys.readouterr().out)["components"]}
+    assert cli["aws:fedh"]["detail"]["account"] == "123456789012"
+    assert cli["aws:fedh"]["detail"]["arn"].startswith("arn:aws:sts::123456789012:")
+    assert cli["sqs:brokenh"]["error"]
 
 
 # ---- control characters in keys cannot forge log lines --------------------------------------

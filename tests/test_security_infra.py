@@ -35,7 +35,8 @@ def test_the_role_holds_exactly_the_actions_the_code_calls():
     used, problems = vi.code_aws_actions()
     assert problems == []
     assert used == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                    "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+                    "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
+                    "cloudwatch:GetMetricStatistics"}
 
 
 def test_an_operation_the_code_starts_calling_must_be_declared(tmp_path: Path):

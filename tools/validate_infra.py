@@ -145,9 +145,11 @@ CODE_CALL_ACTIONS = {
     "head_object": {"s3:GetObject", "s3:GetObjectVersion"},
     "list_objects_v2": {"s3:ListBucket"},
     "get_caller_identity": set(),  # needs no permission
+    "get_metric_statistics": {"cloudwatch:GetMetricStatistics"},  # `status`: oldest message age
 }
-# granted by the operator only when used: `python -m shared backfill` lists the bucket
-OPTIONAL_CODE_ACTIONS = {"s3:ListBucket"}
+# granted by the operator only when used: `s3sentinel backfill` lists the bucket, `s3sentinel
+# status` reads the queue's ApproximateAgeOfOldestMessage metric (n/a without it)
+OPTIONAL_CODE_ACTIONS = {"s3:ListBucket", "cloudwatch:GetMetricStatistics"}
 
 
 @dataclass
