@@ -134,12 +134,16 @@ class TextSource:
             elif carry:
                 carry.append(parts[0])
                 parts[0] = "".join(carry)
-            for line in parts:
-                number += 1
-                if len(line) > MAX_LINE_CHARS:
-                    self._long_line(number, len(line), line[:200])
-                    line = ""
-                yield line[:-1] if line.endswith("\r") else line
+            if len(text) > MAX_LINE_CHARS or len(parts[0]) > MAX_LINE_CHARS:
+                for n, line in enumerate(parts, start=number + 1):  # a line may be too long
+                    if len(line) > MAX_LINE_CHARS:
+                        self._long_line(n, len(line), line[:200])
+                        line = ""
+                    yield line[:-1] if line.endswith("\r") else line
+            else:
+                for line in parts:
+                    yield line[:-1] if line.endswith("\r") else line
+            number += len(parts)
             carry, carried = ([last], len(last)) if last else ([], 0)
             if carried > MAX_LINE_CHARS:
                 sample, overlong = last[:200], carried
