@@ -172,6 +172,11 @@ def _cases() -> dict[str, Case]:
             CT_PREFIX + "ct.tar.gz", gzip.compress(tarred({"a.json": ct_text(5),
                                                            "b.json": ct_text(1)})),
             "delivered", 6),
+        "cloudtrail_record_nested_5000_deep": Case(
+            CT_PREFIX + "ct-deep.json", ct_text(2).replace(
+                b'{"Records": [', b'{"Records": [{"eventVersion": "1.08", "x": "a]\\"}",'
+                b' "requestParameters": ' + b"[" * 5000 + b"]" * 5000 + b"}, ", 1),
+            "partial", 2, (("parse", "bad_record", "nested too deeply"),)),
         "cloudtrail_with_junk_after_the_document": Case(
             CT_PREFIX + "ct-junk.json", ct_text(3) + b"\nTRAILING JUNK\n", "dead_lettered", 3,
             (("parse", "bad_format", "unexpected content after the 'Records' array"),)),

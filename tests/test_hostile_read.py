@@ -305,3 +305,13 @@ def test_a_row_too_deep_to_serialise_is_dead_lettered_alone_not_retried():
     [bad] = [o for o in out if isinstance(o, Oversize)]
     assert bad.position == 1 and "cannot be serialised as JSON" in bad.reason
     assert [b.positions for b in out if isinstance(b, Batch)] == [[0, 2]]
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_a_too_deep_cloudtrail_record_is_skipped_across_chunks(chunk):
+    deep = '{"s": "]]}}\\"[", "d": ' + "[" * 3000 + '"x]"' + "]" * 3000 + "}"
+    doc = '{"Records": [{"a": 1}, ' + deep + ', {"b": "[{"}, {"c": 3}]}'
+    text = TextSource(decompress(_chunks(doc.encode(), chunk)))
+    items = list(text.json_array_items("Records"))
+    assert items[0] == {"a": 1} and "nested too deeply" in items[1].reason
+    assert items[2:] == [{"b": "[{"}, {"c": 3}]
