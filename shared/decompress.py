@@ -343,6 +343,10 @@ def _zip_members(chunks: Iterator[bytes], where: str,
     with tempfile.TemporaryFile(prefix="s3zip-") as spool:
         for chunk in chunks:
             spool.write(chunk)
+            if meter.bytes_in > meter.limits.max_bytes:  # local disk is bounded too
+                raise DecompressionLimitError(
+                    f"{where}: zip archive larger than {meter.limits.max_bytes} bytes "
+                    "(MAX_DECOMPRESSED_BYTES) cannot be spooled to read its index")
         spool.seek(0)
         try:
             archive = zipfile.ZipFile(spool)

@@ -29,6 +29,7 @@ from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_cred
 from .errors import (
     ConnectorError,
     FatalError,
+    FormatError,
     IntegrityError,
     NotificationError,
     ObjectReadError,
@@ -482,15 +483,23 @@ class _Rejected:
     """
 
     LISTED = 2000
+    MAX_RUNS = 50_000  # separate stretches of bad records: past this it is not that format
 
     def __init__(self) -> None:
         self.count = 0
         self.last = -1
+        self.runs = 0
         self.first: list[int] = []
         self._ranges = cp.Ranges()
         self._pending: list[int] = []
 
     def add(self, position: int) -> None:
+        if not self.count or position != self.last + 1:
+            self.runs += 1
+            if self.runs > self.MAX_RUNS:
+                raise FormatError(f"more than {self.MAX_RUNS} separate stretches of records "
+                                  "could not be parsed (every other line bad?): the object "
+                                  "does not fit its format; not read further")
         self.count += 1
         self.last = position
         if len(self.first) < self.LISTED:

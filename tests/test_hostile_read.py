@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import io
+import os
 import tracemalloc
 import zlib
 from typing import Any
@@ -315,3 +316,26 @@ def test_a_too_deep_cloudtrail_record_is_skipped_across_chunks(chunk):
     items = list(text.json_array_items("Records"))
     assert items[0] == {"a": 1} and "nested too deeply" in items[1].reason
     assert items[2:] == [{"b": "[{"}, {"c": 3}]
+
+
+def test_every_other_record_bad_is_bounded_by_a_cap_on_separate_stretches():
+    from shared.errors import FormatError
+    from shared.pipeline import _Rejected
+
+    rejected = _Rejected()
+    with pytest.raises(FormatError, match="separate stretches"):
+        for position in range(0, 10 * _Rejected.MAX_RUNS, 2):  # good, bad, good, bad, ...
+            rejected.add(position)
+    assert rejected.runs == _Rejected.MAX_RUNS + 1 and rejected.count == _Rejected.MAX_RUNS
+
+
+def test_a_zip_larger_than_the_byte_cap_is_not_spooled_past_it():
+    import zipfile as zf
+
+    buf = io.BytesIO()
+    with zf.ZipFile(buf, "w", zf.ZIP_STORED) as z:
+        z.writestr("a.log", os.urandom(3 << 20))
+    zipfile_bytes = buf.getvalue()
+    data = list(_chunks(zipfile_bytes))
+    with pytest.raises(DecompressionLimitError, match="cannot be spooled"):
+        b"".join(decompress(data, limits=Limits(max_bytes=1 << 20)))
