@@ -484,6 +484,7 @@ class _Rejected:
 
     LISTED = 2000
     MAX_RUNS = 50_000  # separate stretches of bad records: past this it is not that format
+    MAX_COUNT = 1_000_000  # bad records in one object: the same
 
     def __init__(self) -> None:
         self.count = 0
@@ -501,6 +502,10 @@ class _Rejected:
                                   "could not be parsed (every other line bad?): the object "
                                   "does not fit its format; not read further")
         self.count += 1
+        if self.count > self.MAX_COUNT:
+            raise FormatError(f"more than {self.MAX_COUNT} records could not be parsed (junk "
+                              "lines, a decompression bomb of them?): the object does not fit "
+                              "its format; not read further")
         self.last = position
         if len(self.first) < self.LISTED:
             self.first.append(position)

@@ -339,3 +339,15 @@ def test_a_zip_larger_than_the_byte_cap_is_not_spooled_past_it():
     data = list(_chunks(zipfile_bytes))
     with pytest.raises(DecompressionLimitError, match="cannot be spooled"):
         b"".join(decompress(data, limits=Limits(max_bytes=1 << 20)))
+
+
+def test_more_than_a_million_rejected_records_end_the_object(monkeypatch):
+    from shared.errors import FormatError
+    from shared.pipeline import _Rejected
+
+    monkeypatch.setattr(_Rejected, "MAX_COUNT", 1000)  # the same rule, at a test's size
+    rejected = _Rejected()
+    with pytest.raises(FormatError, match="more than 1000 records could not be parsed"):
+        for position in range(5000):
+            rejected.add(position)
+    assert rejected.count == 1001 and rejected.runs == 1
