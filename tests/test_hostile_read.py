@@ -351,3 +351,13 @@ def test_more_than_a_million_rejected_records_end_the_object(monkeypatch):
         for position in range(5000):
             rejected.add(position)
     assert rejected.count == 1001 and rejected.runs == 1
+
+
+def test_a_single_layer_1000x_bomb_is_stopped_soon_after_the_first_16_mib():
+    # the ratio is of the stored bytes actually inflated, not of the whole chunk pulled
+    bomb = gzip.compress(b"\n" * (64 << 20), 9)  # ~1030x: one chunk holds all of it
+    out = 0
+    with pytest.raises(DecompressionLimitError, match="expansion ratio"):
+        for piece in decompress([bomb]):
+            out += len(piece)
+    assert out <= 18 << 20, out
