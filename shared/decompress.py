@@ -107,6 +107,10 @@ class _Meter:
     def __init__(self, where: str, limits: Limits):
         self.where, self.limits = where, limits
         self.bytes_in = 0
+        # stored bytes pulled but not yet inflated by the outermost gzip layer: the ratio is
+        # of what was consumed, so a ~1000x bomb is stopped soon after ratio_after, not only
+        # after a whole 256 KiB chunk inflated (~256 MB)
+        self.unconsumed = 0
         self.bytes_out = 0
 
     def stored(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -122,12 +126,12 @@ class _Meter:
                 f"{self.where}: decompressed content exceeds the cap of {lim.max_bytes} bytes "
                 f"(MAX_DECOMPRESSED_BYTES; {self.bytes_out} bytes from {self.bytes_in} stored "
                 "bytes so far): not read further")
-        if self.bytes_out > lim.ratio_after and self.bytes_out > lim.max_ratio * max(
-                1, self.bytes_in):
+        consumed = max(1, self.bytes_in - self.unconsumed)
+        if self.bytes_out > lim.ratio_after and self.bytes_out > lim.max_ratio * consumed:
             raise DecompressionLimitError(
-                f"{self.where}: expansion ratio {self.bytes_out / max(1, self.bytes_in):.0f}x "
+                f"{self.where}: expansion ratio {self.bytes_out / consumed:.0f}x "
                 f"exceeds the cap of {lim.max_ratio:g}x (MAX_EXPANSION_RATIO; {self.bytes_out} "
-                f"bytes from {self.bytes_in} stored bytes): a decompression bomb or junk, "
+                f"bytes from {consumed} stored bytes): a decompression bomb or junk, "
                 "not read further")
 
 
@@ -160,7 +164,7 @@ def _unwrap(chunks: Iterator[bytes], meter: _Meter, depth: int) -> Iterator[byte
         raise ObjectReadError(f"{where}: compression/containers nested deeper than "
                               f"{meter.limits.max_depth} levels ({kind} inside); not read")
     if kind == "gzip":
-        inner = _gunzip(chunks, where)
+        inner = _gunzip(chunks, where, meter if depth == 0 else None)
     elif kind == "zstd":
         inner = _zstd(chunks, where)
     elif kind == "bzip2":
@@ -190,7 +194,8 @@ def _members(members: Iterator[Iterator[bytes]], meter: _Meter,
             yield b"\n"
 
 
-def _gunzip(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
+def _gunzip(chunks: Iterator[bytes], where: str,
+            meter: _Meter | None = None) -> Iterator[bytes]:
     """Every member of a (multi-member) gzip stream, bounded output per step."""
     inflater = zlib.decompressobj(wbits=31)
     fed = False  # the current member has received bytes and has not ended yet
@@ -209,6 +214,8 @@ def _gunzip(chunks: Iterator[bytes], where: str) -> Iterator[bytes]:
                 fed = True
                 # bounded output per step: a small compressed chunk can inflate enormously
                 out = inflater.decompress(pending, OUT_BYTES)
+                if meter is not None:  # the outermost layer: how much is still to inflate
+                    meter.unconsumed = len(inflater.unconsumed_tail or inflater.unused_data)
                 if out:
                     yield out
                 if not inflater.eof:
@@ -343,6 +350,10 @@ def _zip_members(chunks: Iterator[bytes], where: str,
     with tempfile.TemporaryFile(prefix="s3zip-") as spool:
         for chunk in chunks:
             spool.write(chunk)
+            if meter.bytes_in > meter.limits.max_bytes:  # local disk is bounded too
+                raise DecompressionLimitError(
+                    f"{where}: zip archive larger than {meter.limits.max_bytes} bytes "
+                    "(MAX_DECOMPRESSED_BYTES) cannot be spooled to read its index")
         spool.seek(0)
         try:
             archive = zipfile.ZipFile(spool)

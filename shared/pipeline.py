@@ -605,7 +605,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                                 event_time=ref.event_time)
     # records the parser rejected: positions, distinct reasons and a few samples, never the
     # text of each one (an object of bad lines would be held whole in memory)
-    rejected = cp.Ranges()  # positions as intervals: millions of bad lines stay a few bytes
+    rejected = _Rejected()  # positions as intervals: millions of bad lines stay a few bytes
     rejected_reasons: set[str] = set()
     rejected_samples: list[str] = []
     rejected_lines: list[int] = []
@@ -625,7 +625,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 stats.records_in += 1  # read: accepted + dead-lettered + skipped at the end
                 if isinstance(item, formats.Rejected):
                     if position not in progress.dead:  # not reported again on a retry
-                        rejected.append(position)
+                        rejected.add(position)
                         if len(rejected_lines) < 2000:
                             rejected_lines.append(item.position)  # as the parser counts
                         if len(rejected_reasons) < 100:
@@ -670,16 +670,16 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     stats.records_out = len(progress.done)
     filters.count(source.name, stats.filtered_by)  # per rule, in the next heartbeat
     reasons: list[str] = []
-    if rejected:
-        stats.records_dropped += len(rejected)
+    if rejected.count:
+        stats.records_dropped += rejected.count
         distinct = sorted(rejected_reasons)
-        err = RecordError(f"{len(rejected)} record(s) of {ref.uri} could not be parsed as "
+        err = RecordError(f"{rejected.count} record(s) of {ref.uri} could not be parsed as "
                           f"{fmt.name}: " + "; ".join(distinct[:5]))
         conn.dead_letter(poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
                                            table=fmt.table,
-                                           positions=rejected, lines=rejected_lines,
+                                           positions=rejected.ranges, lines=rejected_lines,
                                            samples=rejected_samples))
-        progress.dead.update(rejected)
+        rejected.settle(progress.dead)
         reasons.append(err.message)
     if text.long_line_count:
         stats.records_dropped += text.long_line_count
@@ -706,6 +706,40 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     if fault:
         raise fault[0]
     return reasons
+
+
+class _Rejected:
+    """The positions of rejected records as one ``Ranges`` (contiguous runs of junk stay a few
+    intervals, whatever their number), with the bounds past which an object does not fit its
+    format at all and is not read further."""
+
+    MAX_RUNS = 50_000  # separate stretches of bad records: past this it is not that format
+    MAX_COUNT = 1_000_000  # bad records in one object: the same
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = -1
+        self.runs = 0
+        self.ranges = cp.Ranges()
+
+    def add(self, position: int) -> None:
+        if not self.count or position != self.last + 1:
+            self.runs += 1
+            if self.runs > self.MAX_RUNS:
+                raise FormatError(f"more than {self.MAX_RUNS} separate stretches of records "
+                                  "could not be parsed (every other line bad?): the object "
+                                  "does not fit its format; not read further")
+        self.count += 1
+        if self.count > self.MAX_COUNT:
+            raise FormatError(f"more than {self.MAX_COUNT} records could not be parsed (junk "
+                              "lines, a decompression bomb of them?): the object does not fit "
+                              "its format; not read further")
+        self.last = position
+        self.ranges.append(position)
+
+    def settle(self, dead: cp.Ranges) -> None:
+        """Add every rejected position to the object's dead-lettered ranges."""
+        dead.update(self.ranges)
 
 
 # ---- HTTP: health ------------------------------------------------------------------------

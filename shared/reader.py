@@ -22,6 +22,9 @@ from .errors import ConnectorError, ObjectReadError
 HEAD_BYTES = 64 * 1024
 _MAX_VALUE_CHARS = 64 * 1024 * 1024  # one JSON value larger than this is not a log record
 MAX_LINE_CHARS = 1024 * 1024  # one text line longer than this is not a log record
+_TOO_DEEP = "nested too deeply (thousands of levels) to be a log record"
+_TOKEN = re.compile(r'[\[\]{}"]')
+_STRING_END = re.compile(r'(?:[^"\\]|\\.)*"', re.S)
 __all__ = ["HEAD_BYTES", "MAX_LINE_CHARS", "JsonGarbage", "Limits", "TextSource", "decompress"]
 
 
@@ -146,16 +149,18 @@ class TextSource:
                 carry.append(parts[0])
                 parts[0] = "".join(carry)
             if "\r" not in text and not parts[0].endswith("\r") and \
-                    max(map(len, parts)) <= MAX_LINE_CHARS:
-                number += len(parts)  # the common case: plain LF lines of sane length
-                yield from parts
-                parts = []
-            for line in parts:
-                number += 1
-                if len(line) > MAX_LINE_CHARS:
-                    self._long_line(number, len(line), line[:200])
-                    line = ""
-                yield line[:-1] if line.endswith("\r") else line
+                    len(text) <= MAX_LINE_CHARS and len(parts[0]) <= MAX_LINE_CHARS:
+                yield from parts  # the common case: plain LF lines of sane length
+            elif len(text) > MAX_LINE_CHARS or len(parts[0]) > MAX_LINE_CHARS:
+                for n, line in enumerate(parts, start=number + 1):  # a line may be too long
+                    if len(line) > MAX_LINE_CHARS:
+                        self._long_line(n, len(line), line[:200])
+                        line = ""
+                    yield line[:-1] if line.endswith("\r") else line
+            else:
+                for line in parts:
+                    yield line[:-1] if line.endswith("\r") else line
+            number += len(parts)
             carry, carried = ([last], len(last)) if last else ([], 0)
             if carried > MAX_LINE_CHARS:
                 sample, overlong = last[:200], carried
@@ -223,6 +228,11 @@ class TextSource:
                     continue
                 slow_until = end
             value, err = cur.decode()
+            if err is not None and err.msg == _TOO_DEEP:
+                sample = cur.buf[cur.pos:cur.pos + 200]
+                if _skip_value(cur):  # one record too deep: rejected alone, the rest goes on
+                    yield JsonGarbage(0, err.msg, sample)
+                    continue
             if err is not None:
                 raise ValueError(f"invalid JSON in '{key}': {err.msg}") from err
             yield value
@@ -318,7 +328,7 @@ class _JsonCursor:
             except RecursionError:
                 # nested deeper than Python's decoder goes: one bad value, not a crash
                 return None, json.JSONDecodeError(
-                    "nested too deeply (thousands of levels) to be a log record", self.buf,
+                    _TOO_DEEP, self.buf,
                     self.pos)
             if (end == len(self.buf) and isinstance(value, (int, float))
                     and not self.exhausted and self.more()):
@@ -354,6 +364,35 @@ def _orjson(text: str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return _MISS
+
+
+def _skip_value(cur: _JsonCursor) -> bool:
+    """Move ``cur`` past the array or object at ``cur.pos`` by counting brackets (strings
+    respected), reading on as needed; False when the text ends (or passes the value cap)
+    first. Only for a value too deep for the decoder."""
+    depth, i = 0, cur.pos
+    while True:
+        m = _TOKEN.search(cur.buf, i)
+        while m is not None:
+            c = m.group()
+            if c == '"':
+                end = _STRING_END.match(cur.buf, m.end())
+                if end is None:
+                    break  # the string goes on in the next chunk
+                i = end.end()
+            else:
+                depth += 1 if c in "[{" else -1
+                i = m.end()
+                if depth == 0:
+                    cur.pos = i
+                    return True
+            m = _TOKEN.search(cur.buf, i)
+        else:
+            i = len(cur.buf)
+        offset = i - cur.pos if m is None else m.start() - cur.pos
+        if offset > _MAX_VALUE_CHARS or cur.exhausted or not cur.more():
+            return False
+        i = offset  # more() keeps the text from cur.pos on, at position 0
 
 
 def _next_document(cur: _JsonCursor, opening: re.Pattern[str], key: str) -> bool:

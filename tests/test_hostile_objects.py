@@ -43,6 +43,12 @@ def ct_text(n: int) -> bytes:
     return gzip.decompress(cloudtrail(n)[1])
 
 
+def _inject(text: bytes, record: bytes) -> bytes:
+    """``text`` (a CloudTrail log file) with ``record`` first in its Records array."""
+    start = text.index(b"[", text.index(b'"Records"')) + 1
+    return text[:start] + record + text[start:]
+
+
 CT_PREFIX = "AWSLogs/123456789012/CloudTrail/us-east-1/2026/12/01/"
 
 
@@ -172,6 +178,10 @@ def _cases() -> dict[str, Case]:
             CT_PREFIX + "ct.tar.gz", gzip.compress(tarred({"a.json": ct_text(5),
                                                            "b.json": ct_text(1)})),
             "delivered", 6),
+        "cloudtrail_record_nested_5000_deep": Case(
+            CT_PREFIX + "ct-deep.json", _inject(ct_text(2), b'{"eventVersion": "1.08", '
+                b'"x": "a]\\"}", "requestParameters": ' + b"[" * 5000 + b"]" * 5000 + b"}, "),
+            "partial", 2, (("parse", "bad_record", "nested too deeply"),)),
         "cloudtrail_with_junk_after_the_document": Case(
             CT_PREFIX + "ct-junk.json", ct_text(3) + b"\nTRAILING JUNK\n", "dead_lettered", 3,
             (("parse", "bad_format", "unexpected content after the 'Records' array"),)),

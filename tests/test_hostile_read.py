@@ -7,6 +7,7 @@ import base64
 import gzip
 import hashlib
 import io
+import os
 import tracemalloc
 import zlib
 from typing import Any
@@ -208,22 +209,26 @@ def test_the_line_cap_keeps_line_numbers_and_crlf():
 
 def test_rejected_records_are_kept_bounded_whatever_their_number():
     from shared import checkpoints as cp
+    from shared.pipeline import _Rejected
     from shared.poison import for_object
 
     tracemalloc.start()
-    rejected = cp.Ranges()  # the tally pipeline.deliver_object keeps of rejected positions
-    for position in range(1, 600_001):  # 600,000 junk lines after one good record
-        rejected.append(position)
+    rejected = _Rejected()
+    for position in range(1, 200_001):  # 200,000 junk lines after one good record
+        rejected.add(position)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert len(rejected) == 600_000 and rejected.intervals() == [[1, 600_001]]
-    assert peak < 2 << 20, peak  # a list of 600,000 ints would be ~20 MB
+    assert rejected.count == 200_000 and len(rejected.ranges) == 200_000
+    assert peak < 2 << 20, peak  # a list of 200,000 ints would be ~7 MB
+    dead = cp.Ranges()
+    rejected.settle(dead)
+    assert dead.intervals() == [[1, 200_001]]
     from shared.errors import RecordError
     from shared.notifications import ObjectRef
-    ref = ObjectRef(source="s", bucket="b", key="k")
-    env = for_object(ref, RecordError("bad"), stage="parse", attempts=1, positions=rejected)
-    assert env.records["count"] == 600_000 and len(env.records["positions"]) == 2000
-    assert (env.records["first"], env.records["last"]) == (1, 600_000)
+    env = for_object(ObjectRef(source="s", bucket="bkt", key="k"), RecordError("bad"),
+                     stage="parse", attempts=1, positions=rejected.ranges)
+    assert env.records["count"] == 200_000 and len(env.records["positions"]) == 2000
+    assert (env.records["first"], env.records["last"]) == (1, 200_000)
 
 
 def test_a_gzip_bomb_stops_at_the_ratio_cap_with_bounded_pieces():
@@ -308,3 +313,58 @@ def test_a_row_too_deep_to_serialise_is_dead_lettered_alone_not_retried():
     [bad] = [o for o in out if isinstance(o, Oversize)]
     assert bad.position == 1 and "cannot be serialised as JSON" in bad.reason
     assert [b.positions for b in out if isinstance(b, Batch)] == [[0, 2]]
+
+
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_a_too_deep_cloudtrail_record_is_skipped_across_chunks(chunk):
+    deep = '{"s": "]]}}\\"[", "d": ' + "[" * 3000 + '"x]"' + "]" * 3000 + "}"
+    doc = '{"Records": [{"a": 1}, ' + deep + ', {"b": "[{"}, {"c": 3}]}'
+    text = TextSource(decompress(_chunks(doc.encode(), chunk)))
+    items = list(text.json_array_items("Records"))
+    assert items[0] == {"a": 1} and "nested too deeply" in items[1].reason
+    assert items[2:] == [{"b": "[{"}, {"c": 3}]
+
+
+def test_every_other_record_bad_is_bounded_by_a_cap_on_separate_stretches():
+    from shared.errors import FormatError
+    from shared.pipeline import _Rejected
+
+    rejected = _Rejected()
+    with pytest.raises(FormatError, match="separate stretches"):
+        for position in range(0, 10 * _Rejected.MAX_RUNS, 2):  # good, bad, good, bad, ...
+            rejected.add(position)
+    assert rejected.runs == _Rejected.MAX_RUNS + 1 and rejected.count == _Rejected.MAX_RUNS
+
+
+def test_a_zip_larger_than_the_byte_cap_is_not_spooled_past_it():
+    import zipfile as zf
+
+    buf = io.BytesIO()
+    with zf.ZipFile(buf, "w", zf.ZIP_STORED) as z:
+        z.writestr("a.log", os.urandom(3 << 20))
+    zipfile_bytes = buf.getvalue()
+    data = list(_chunks(zipfile_bytes))
+    with pytest.raises(DecompressionLimitError, match="cannot be spooled"):
+        b"".join(decompress(data, limits=Limits(max_bytes=1 << 20)))
+
+
+def test_more_than_a_million_rejected_records_end_the_object(monkeypatch):
+    from shared.errors import FormatError
+    from shared.pipeline import _Rejected
+
+    monkeypatch.setattr(_Rejected, "MAX_COUNT", 1000)  # the same rule, at a test's size
+    rejected = _Rejected()
+    with pytest.raises(FormatError, match="more than 1000 records could not be parsed"):
+        for position in range(5000):
+            rejected.add(position)
+    assert rejected.count == 1001 and rejected.runs == 1
+
+
+def test_a_single_layer_1000x_bomb_is_stopped_soon_after_the_first_16_mib():
+    # the ratio is of the stored bytes actually inflated, not of the whole chunk pulled
+    bomb = gzip.compress(b"\n" * (64 << 20), 9)  # ~1030x: one chunk holds all of it
+    out = 0
+    with pytest.raises(DecompressionLimitError, match="expansion ratio"):
+        for piece in decompress([bomb]):
+            out += len(piece)
+    assert out <= 18 << 20, out

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import FormatError
-from ..reader import TextSource
+from ..reader import JsonGarbage, TextSource
 from .base import (
     Format,
     Item,
@@ -150,6 +150,9 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "holding CloudTrail events (S3 event notifications are not)")
     try:
         for i, ev in enumerate(text.json_array_items("Records"), start=1):
+            if isinstance(ev, JsonGarbage):  # too deep to decode: this record alone
+                yield Rejected(i, f"CloudTrail record {ev.reason}", ev.raw)
+                continue
             if not isinstance(ev, dict):
                 yield Rejected(i, "CloudTrail record is not a JSON object", _text(ev) or "")
                 continue
