@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: all install test demo validate lint bench stack clean
+.PHONY: all install test demo validate lint bench bench-quick stack clean
 
 all: test
 
@@ -36,8 +36,13 @@ validate: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Measurements side by side in one run -> benchmarks/results.json (full: < 25 min; quick: smaller
+# objects, < 3 min). A smoke version runs inside make test (tests/test_bench_smoke.py).
 bench: install
 	$(PY) -m benchmarks.run
+
+bench-quick: install
+	$(PY) -m benchmarks.run --quick
 
 # The local stack in the foreground, for `func start` against it (see README).
 stack: install

@@ -30,14 +30,14 @@ def _fill(sqs: Any, url: str, n: int, start: int) -> None:
             {"Id": str(j), "MessageBody": _notification(i + j)} for j in range(10)])
 
 
-def run(rig: Any, *, quick: bool, rtt: float = 0.03) -> dict[str, Any]:
+def run(rig: Any, *, quick: bool, smoke: bool = False, rtt: float = 0.03) -> dict[str, Any]:
     import boto3
     from azure.storage.queue import QueueClient
 
     from shared import pipeline
     from shared.notifications import parse_body
 
-    n_naive, n_ours = (40, 300) if quick else (100, 1500)
+    n_naive, n_ours = (10, 40) if smoke else (40, 300) if quick else (100, 1500)
     moto_port = int(rig.stack.moto_url.rsplit(":", 1)[1])
     conn_str = rig.stack.storage_connection_string
     queue_port = int(re.search(r"QueueEndpoint=http://127.0.0.1:(\d+)", conn_str)[1])

@@ -15,6 +15,7 @@ import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -110,7 +111,8 @@ class Connector:
 
     def __post_init__(self) -> None:
         self.health = HealthBuffer(self._send_health)
-        atexit.register(self.health.flush)
+        buffer = weakref.ref(self.health)  # a connector dropped by reset_connector may go
+        _at_exit(lambda: (b := buffer()) is not None and b.flush())
 
     def emit_health(self, rows: list[dict[str, Any]]) -> None:
         """Object health rows are buffered (see health.HealthBuffer: a crash can lose the rows
@@ -129,6 +131,19 @@ class Connector:
                             (result.transient or result.dead[0].error).message)
         except Exception as err:  # noqa: BLE001 - telemetry must not fail the pipeline
             log.warning("health rows not delivered: %s", err)
+
+
+def _at_exit(fn: Any) -> None:
+    """Run ``fn`` when the interpreter exits normally, while thread pools still take work
+    (plain atexit runs after concurrent.futures refused new work: the send would fail)."""
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(fn)
+            return
+    except RuntimeError:  # already shutting down
+        pass
+    atexit.register(fn)
 
 
 # How long a worker owns an object it is sending: the host's functionTimeout (host.json).
@@ -163,8 +178,7 @@ def reset_connector() -> None:
         old, _connector = _connector, None
     buffer = getattr(old, "health", None)
     if buffer is not None:
-        buffer.flush()
-        atexit.unregister(buffer.flush)
+        buffer.flush()  # (a flush at exit later finds the buffer empty)
 
 
 # ---- timer: SQS -> work queue ------------------------------------------------------------
