@@ -94,16 +94,27 @@ def bench_e2e(rig: harness.Rig, size: int) -> dict[str, Any]:
         info = harness.put_generated(rig.s3, fmt, size)
         ref = rig.ref(info["key"])
         cpu = harness.run_child(rig.env, [ref], cpu=True)["objects"][0]
+        first = len(rig.stack.ingestion.requests)
         e2e = harness.run_child(rig.env, [ref])["objects"][0]
+        sent = [r for r in rig.stack.ingestion.requests[first:] if r.status == 204
+                and "Health" not in r.stream]
         assert e2e["records_out"] == cpu["records_out"] == info["records"], (cpu, e2e, info)
         rig.s3.delete_object(Bucket=harness.BUCKET, Key=info["key"])
         out[fmt] = {"raw_mb": round(info["raw_bytes"] / MB, 1),
                     "cpu_seconds": cpu["seconds"], "e2e_seconds": e2e["seconds"],
                     "cpu_mb_per_s": round(info["raw_bytes"] / MB / cpu["seconds"], 2),
                     "e2e_mb_per_s": round(info["raw_bytes"] / MB / e2e["seconds"], 2),
-                    "ratio_vs_cpu": round(cpu["seconds"] / e2e["seconds"], 2)}
+                    "ratio_vs_cpu": round(cpu["seconds"] / e2e["seconds"], 2),
+                    # for the DCR limits (2 GB/min, 12,000 requests/min): JSON sent per input
+                    # byte, gzip on the wire, requests per GB of input
+                    "json_out_per_in_byte": round(sum(r.uncompressed_size for r in sent)
+                                                  / info["raw_bytes"], 3),
+                    "wire_per_in_byte": round(sum(r.compressed_size for r in sent)
+                                              / info["raw_bytes"], 3),
+                    "requests_per_gb_in": round(len(sent) * (1 << 30) / info["raw_bytes"])}
         print(f"e2e {fmt}: {out[fmt]}", flush=True)
     out["ratio_vs_cpu"] = min(v["ratio_vs_cpu"] for v in out.values())
+    # the CPU path's MB/s per format are per core: the throughput a worker process can reach
     return out
 
 
