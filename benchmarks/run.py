@@ -181,9 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
     ap.add_argument("--only", help="comma-separated sections to run")
+    ap.add_argument("--formats", help="comma-separated formats of the memory section")
     args = ap.parse_args(argv)
     name = "smoke" if args.smoke else "quick" if args.quick else "full"
-    profile = PROFILES[name]
+    profile = dict(PROFILES[name])
+    if args.formats:
+        profile["memory"] = {k: v for k, v in profile["memory"].items()
+                             if k in args.formats.split(",")}
     only = set(args.only.split(",")) if args.only else None
 
     def wanted(section: str) -> bool:
