@@ -294,6 +294,7 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
 
     sys.path.insert(0, str(ROOT))
     from shared import pipeline
+    from shared.errors import TransientError
 
     conn = pipeline.connector()
     if arg.get("cpu"):  # the same objects through the CPU path only (bytes fetched untimed)
@@ -315,12 +316,18 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     for ref in arg["refs"]:
         t = time.perf_counter()
-        stats = pipeline.process_object(conn, ref)
+        for attempt in range(1, 6):  # as the host does: a retry resumes from the checkpoint
+            try:
+                stats = pipeline.process_object(conn, ref, dequeue_count=attempt)
+                break
+            except TransientError as err:  # e.g. the time budget ran out on a busy machine
+                print(f"attempt {attempt}: {err}", file=sys.stderr, flush=True)
         out["objects"].append({"outcome": stats.outcome, "records_in": stats.records_in,
                                "records_out": stats.records_out,
                                "records_dropped": stats.records_dropped,
                                "records_skipped": stats.records_skipped,
                                "bytes_in": stats.bytes_in, "batches": stats.batches,
+                               "attempts": attempt,
                                "seconds": round(time.perf_counter() - t, 3)})
     out["seconds"] = round(time.perf_counter() - t0, 3)
     out["ended_at"] = time.time()
