@@ -326,6 +326,7 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
     if arg.get("start_at"):  # several children start together (the processes bench)
         time.sleep(max(0.0, arg["start_at"] - time.time()))
     t0 = time.perf_counter()
+    cpu0 = os.times().user + os.times().system
     for ref in arg["refs"]:
         t = time.perf_counter()
         for attempt in range(1, 6):  # as the host does: a retry resumes from the checkpoint
@@ -343,6 +344,8 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
                                "seconds": round(time.perf_counter() - t, 3)})
     out["seconds"] = round(time.perf_counter() - t0, 3)
     out["ended_at"] = time.time()
+    used = os.times()
+    out["cpu_seconds_used"] = round(used.user + used.system - cpu0, 3)  # all threads
     out["rss_mb_before"] = round(base, 1)
     out["rss_mb_peak"] = round(peak_rss_mb(), 1)
     if sampler is not None:
