@@ -251,6 +251,10 @@ class Rig:
 
 def start_child(env: dict[str, str], refs: list[str], **options: Any) -> subprocess.Popen:
     arg = json.dumps({"refs": refs, **options})
+    if len(arg) > 64_000:  # too long for argv: handed over in a file
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            f.write(arg)
+        arg = "@" + f.name
     return subprocess.Popen([sys.executable, "-m", "benchmarks.harness", "child", arg],
                             cwd=ROOT, env=os.environ | env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -393,6 +397,11 @@ if __name__ == "__main__":
         import logging
 
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        print(json.dumps(_child(json.loads(sys.argv[2]))), flush=True)
+        arg = sys.argv[2]
+        if arg.startswith("@"):
+            path = Path(arg[1:])
+            arg = path.read_text()
+            path.unlink()
+        print(json.dumps(_child(json.loads(arg))), flush=True)
     else:
         sys.exit(__doc__)
