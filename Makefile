@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: all install test demo validate lint bench soak stack clean lock audit
+.PHONY: all install test demo validate lint bench bench-quick soak stack clean lock audit
 
 all: test
 
@@ -54,6 +54,8 @@ audit: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Measurements side by side in one run -> benchmarks/results.json (full: < 25 min; quick: smaller
+# objects, < 3 min). A smoke version runs inside make test (tests/test_bench_smoke.py).
 bench: install
 	$(PY) -m benchmarks.run
 
@@ -63,6 +65,9 @@ bench: install
 # A short version runs inside make test (tests/test_soak.py).
 soak: install
 	$(PY) -m devtools.soak --out soak-results.json
+
+bench-quick: install
+	$(PY) -m benchmarks.run --quick
 
 # The local stack in the foreground, for `func start` against it (see README).
 stack: install

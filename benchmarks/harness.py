@@ -221,6 +221,7 @@ class Rig:
         self.stack.start()
         os.environ.update(self.stack.env)
         self.stack.ingestion.keep_records = False
+        self.stack.ingestion.validate = False  # its CPU would compete with the measured child
         self.s3 = boto3.client("s3", region_name="us-east-1")
         self.sqs = boto3.client("sqs", region_name="us-east-1")
         self.s3.create_bucket(Bucket=BUCKET)
@@ -248,41 +249,109 @@ class Rig:
         return ObjectRef(source="bench", bucket=BUCKET, key=key, replay=True).to_json()
 
 
-def run_child(env: dict[str, str], refs: list[str], *, trace: bool = False,
-              timeout: float = 1800) -> dict[str, Any]:
-    """Process ``refs`` one after another in a fresh interpreter; its peak RSS and timings."""
-    arg = json.dumps({"refs": refs, "trace": trace})
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.harness", "child", arg],
-                          cwd=ROOT, env=os.environ | env, capture_output=True, text=True,
-                          timeout=timeout)
+def start_child(env: dict[str, str], refs: list[str], **options: Any) -> subprocess.Popen:
+    arg = json.dumps({"refs": refs, **options})
+    if len(arg) > 64_000:  # too long for argv: handed over in a file
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            f.write(arg)
+        arg = "@" + f.name
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.harness", "child", arg],
+                            cwd=ROOT, env=os.environ | env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_child(proc: subprocess.Popen, timeout: float = 1800) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench child failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"bench child failed ({proc.returncode}): {err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_child(env: dict[str, str], refs: list[str], *, timeout: float = 1800,
+              **options: Any) -> dict[str, Any]:
+    """Process ``refs`` one after another in a fresh interpreter; its peak RSS and timings.
+    Options: ``trace`` (tracemalloc sampler), ``cpu`` (the CPU path only), ``start_at``."""
+    return wait_child(start_child(env, refs, **options), timeout)
+
+
+def cpu_path(key: str, data: bytes, max_batch_bytes: int) -> int:
+    """The CPU path of one object (no network): gunzip, frame, detect, parse+map, batch,
+    gzip each request body. Returns the records."""
+    from shared import formats
+    from shared.batching import batches
+    from shared.reader import TextSource, decompress
+
+    text = TextSource(decompress(data[i:i + (256 << 10)]
+                                 for i in range(0, len(data), 256 << 10)))
+    fmt = formats.detect(key, text.head)
+    ctx = formats.ObjectContext(source="bench", bucket=BUCKET, key=key)
+    rows = ((p, r) for p, r in enumerate(fmt.parse(text, ctx)) if isinstance(r, dict))
+    n = 0
+    for b in batches(rows, max_batch_bytes):
+        b.gzipped()
+        n += len(b)
+    return n
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM of its own address space). Not ru_maxrss: on Linux that
+    carries the parent's RSS across fork+exec, so a child looked as big as the bench runner."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _child(arg: dict[str, Any]) -> dict[str, Any]:
-    import resource
-
     sys.path.insert(0, str(ROOT))
     from shared import pipeline
+    from shared.errors import TransientError
 
     conn = pipeline.connector()
+    if arg.get("cpu"):  # the same objects through the CPU path only (bytes fetched untimed)
+        out = {"objects": []}
+        for ref in arg["refs"]:
+            key = json.loads(ref)["key"]
+            data = conn.aws.call(conn.settings.sources[0], "s3", lambda c, k=key: c.get_object(
+                Bucket=BUCKET, Key=k)["Body"].read())
+            t = time.perf_counter()
+            n = cpu_path(key, data, conn.settings.max_batch_bytes)
+            out["objects"].append({"records_out": n, "seconds": round(time.perf_counter() - t, 3)})
+        out["seconds"] = round(sum(o["seconds"] for o in out["objects"]), 3)
+        return out
     sampler = _Sampler() if arg.get("trace") else None
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mb()
     out: dict[str, Any] = {"objects": []}
+    if arg.get("start_at"):  # several children start together (the processes bench)
+        time.sleep(max(0.0, arg["start_at"] - time.time()))
     t0 = time.perf_counter()
+    cpu0 = os.times().user + os.times().system
     for ref in arg["refs"]:
         t = time.perf_counter()
-        stats = pipeline.process_object(conn, ref)
+        for attempt in range(1, 6):  # as the host does: a retry resumes from the checkpoint
+            try:
+                stats = pipeline.process_object(conn, ref, dequeue_count=attempt)
+                break
+            except TransientError as err:  # e.g. the time budget ran out on a busy machine
+                print(f"attempt {attempt}: {err}", file=sys.stderr, flush=True)
         out["objects"].append({"outcome": stats.outcome, "records_in": stats.records_in,
                                "records_out": stats.records_out,
                                "records_dropped": stats.records_dropped,
                                "records_skipped": stats.records_skipped,
                                "bytes_in": stats.bytes_in, "batches": stats.batches,
+                               "attempts": attempt,
                                "seconds": round(time.perf_counter() - t, 3)})
     out["seconds"] = round(time.perf_counter() - t0, 3)
+    out["ended_at"] = time.time()
+    used = os.times()
+    out["cpu_seconds_used"] = round(used.user + used.system - cpu0, 3)  # all threads
     out["rss_mb_before"] = round(base, 1)
-    out["rss_mb_peak"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["rss_mb_peak"] = round(peak_rss_mb(), 1)
     if sampler is not None:
         out["tracemalloc"] = sampler.stop()
     return out
@@ -328,6 +397,11 @@ if __name__ == "__main__":
         import logging
 
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        print(json.dumps(_child(json.loads(sys.argv[2]))), flush=True)
+        arg = sys.argv[2]
+        if arg.startswith("@"):
+            path = Path(arg[1:])
+            arg = path.read_text()
+            path.unlink()
+        print(json.dumps(_child(json.loads(arg))), flush=True)
     else:
         sys.exit(__doc__)

@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                     samples.put_samples(bad=False)
         if args.json:
             values = {"FUNCTIONS_WORKER_RUNTIME": "python",
-                      "AzureWebJobsFeatureFlags": "EnableWorkerIndexing", **env}
+                      "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+                      "FUNCTIONS_WORKER_PROCESS_COUNT": "2", **env}
             print(json.dumps({"IsEncrypted": False, "Values": values}, indent=2), flush=True)
         else:
             for key, value in env.items():

@@ -15,6 +15,7 @@ import atexit
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -149,7 +150,8 @@ class Connector:
 
     def __post_init__(self) -> None:
         self.health = HealthBuffer(self._send_health)
-        atexit.register(self.health.flush)
+        buffer = weakref.ref(self.health)  # a connector dropped by reset_connector may go
+        _at_exit(lambda: (b := buffer()) is not None and b.flush())
 
     def emit_health(self, rows: list[dict[str, Any]]) -> None:
         """Object health rows are buffered (see health.HealthBuffer: a crash can lose the rows
@@ -168,6 +170,19 @@ class Connector:
                             (result.transient or result.dead[0].error).message)
         except Exception as err:  # noqa: BLE001 - telemetry must not fail the pipeline
             log.warning("health rows not delivered: %s", err)
+
+
+def _at_exit(fn: Any) -> None:
+    """Run ``fn`` when the interpreter exits normally, while thread pools still take work
+    (plain atexit runs after concurrent.futures refused new work: the send would fail)."""
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(fn)
+            return
+    except RuntimeError:  # already shutting down
+        pass
+    atexit.register(fn)
 
 
 _connector: Connector | None = None
@@ -200,8 +215,7 @@ def reset_connector() -> None:
         old, _connector = _connector, None
     buffer = getattr(old, "health", None)
     if buffer is not None:
-        buffer.flush()
-        atexit.unregister(buffer.flush)
+        buffer.flush()  # (a flush at exit later finds the buffer empty)
 
 
 # ---- timer: SQS -> work queue ------------------------------------------------------------
@@ -243,19 +257,25 @@ def poll_notifications(conn: Connector) -> list[PollStats]:
 
 
 FORWARD_WORKERS = 10  # one per message of a ReceiveMessage batch
+RECEIVE_LANES = 8     # receive -> forward -> delete loops running at once (network-bound)
 
 
 def poll_source(conn: Connector, source: Source, deadline: float, *,
-                workers: int = FORWARD_WORKERS) -> PollStats:
+                workers: int = FORWARD_WORKERS, lanes: int = RECEIVE_LANES) -> PollStats:
+    """Drain one source's SQS queue until it is empty or ``deadline``. ``lanes`` loops of
+    receive (10) -> forward concurrently -> delete run side by side, so the round trips of one
+    batch overlap those of the next (each batch is still settled message by message)."""
     stats = PollStats(source.name)
     s = conn.settings
+    stop = threading.Event()
 
     def sqs(fn: Any) -> Any:
         return conn.aws.call(source, "sqs", fn)
 
-    try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forward") as pool:
-            while time.monotonic() < deadline:
+    def lane(pool: ThreadPoolExecutor) -> PollStats:
+        part = PollStats(source.name)
+        try:
+            while time.monotonic() < deadline and not stop.is_set():
                 wait = int(max(0, min(s.sqs_wait_seconds, deadline - time.monotonic())))
                 resp = sqs(lambda c, wait=wait: c.receive_message(
                     QueueUrl=source.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait,
@@ -263,15 +283,38 @@ def poll_source(conn: Connector, source: Source, deadline: float, *,
                 messages = resp.get("Messages", [])
                 if not messages:
                     break
-                stats.messages_received += len(messages)
-                forward_batch(conn, source, messages, stats, pool)
+                part.messages_received += len(messages)
+                forward_batch(conn, source, messages, part, pool)
+        except Exception as err:  # noqa: BLE001 - reported in the heartbeat and raised
+            part.error = f"{type(err).__name__}: {err}"[:2000]
+            stop.set()
+        return part
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers * lanes, thread_name_prefix="forward") \
+                as pool, ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="receive") \
+                as receivers:
+            for part in [f.result() for f in [receivers.submit(lane, pool)
+                                              for _ in range(max(1, lanes))]]:
+                _merge(stats, part)
+        if stats.error:
+            raise RuntimeError(stats.error)
         attrs = sqs(lambda c: c.get_queue_attributes(
             QueueUrl=source.queue_url, AttributeNames=["ApproximateNumberOfMessages"]))
         stats.sqs_backlog = int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
     except Exception as err:  # noqa: BLE001 - any failure is reported in the heartbeat and raised
-        stats.error = f"{type(err).__name__}: {err}"[:2000]
+        stats.error = stats.error or f"{type(err).__name__}: {err}"[:2000]
         log.warning("source %s: polling stopped: %s", source.name, stats.error)
     return stats
+
+
+def _merge(into: PollStats, part: PollStats) -> None:
+    for name in ("messages_received", "objects_enqueued", "objects_skipped",
+                 "messages_poisoned", "messages_deleted"):
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+    for reason, n in part.skipped_reasons.items():
+        into.skipped_reasons[reason] = into.skipped_reasons.get(reason, 0) + n
+    into.error = into.error or part.error
 
 
 def forward_batch(conn: Connector, source: Source, messages: list[dict[str, Any]],

@@ -118,3 +118,25 @@ def test_parquet_is_spooled_to_disk_beyond_the_memory_threshold():
         assert f.read() == b"x" * 1000
     finally:
         f.close()
+
+
+def test_ranges_behave_like_a_set_of_positions():
+    import random
+
+    rnd = random.Random(3)
+    for _ in range(300):
+        ref: set[int] = set()
+        r = Ranges()
+        for _ in range(rnd.randint(1, 6)):
+            ps = rnd.sample(range(60), rnd.randint(0, 15))
+            r.add(ps)
+            ref |= set(ps)
+        assert [p for p in range(-2, 70) if p in r] == sorted(ref) and len(r) == len(ref)
+        ivs = r.intervals()
+        assert all(a[1] < b[0] for a, b in zip(ivs, ivs[1:]))  # merged, adjacent ones too
+        assert Ranges(ivs).intervals() == ivs
+        if ref:
+            assert (r.first, r.last, r.head(4)) == (min(ref), max(ref), sorted(ref)[:4])
+        other = Ranges([[0, 3]])
+        other.update(r)
+        assert [p for p in range(70) if p in other] == sorted(ref | {0, 1, 2})

@@ -79,6 +79,7 @@ HOST_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "FUNCTIONS_WORKER_PROCESS_COUNT",  # Python worker processes per instance (both cores)
 }
 # Flex Consumption rejects or ignores these (functionAppConfig replaces them).
 FLEX_FORBIDDEN_SETTINGS = {

@@ -293,6 +293,9 @@ var appSettings = {
   // Application Insights with Entra ID authentication (local auth is disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.outputs.connectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // Two Python worker processes per instance: parsing holds the GIL, one process uses one core;
+  // measured 2 processes over 1 in benchmarks/results.json (`processes`), README "Performance".
+  FUNCTIONS_WORKER_PROCESS_COUNT: '2'
   // Connector.
   AWS_SOURCES: string(awsSources)
   // Default DCR (DCR 1) and, per table, the DCR that holds its stream: a DCR takes at most 10
