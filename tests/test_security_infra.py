@@ -26,9 +26,70 @@ def run_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> list[s
 
 
 def test_the_template_passes_the_hardening_stage():
+    # both templates (connector.yaml and security-lake-subscriber.yaml): a queue and its
+    # dead-letter queue each; role_actions is the last template's (the subscriber's)
     stage = vi.check_aws_hardening()
     assert stage.ok, "\n".join(stage.problems)
-    assert stage.counts["queues"] == 2 and stage.counts["role_actions"] == 6
+    assert stage.counts["queues"] == 4 and stage.counts["role_actions"] == 6
+
+
+SUBSCRIBER = (ROOT / "infra" / "aws" / "security-lake-subscriber.yaml").read_text()
+
+
+def test_the_subscriber_template_passes_the_hardening_stage_alone(tmp_path, monkeypatch):
+    assert run_on(tmp_path, monkeypatch, SUBSCRIBER) == []
+
+
+@pytest.mark.parametrize("old, new, needle", [
+    # the role may hide messages again, which the code never does
+    ("                  - sqs:DeleteMessage\n                  - sqs:GetQueueAttributes\n",
+     "                  - sqs:DeleteMessage\n                  - sqs:ChangeMessageVisibility\n"
+     "                  - sqs:GetQueueAttributes\n",
+     "sqs:ChangeMessageVisibility is granted but shared/ never calls it"),
+    # kms:Decrypt for any object S3 decrypts with the lake key
+    ("                    StringLike:\n                      kms:EncryptionContext:aws:s3:arn:",
+     "                    StringLike:\n                      aws:PrincipalTag/x:",
+     "DecryptSecurityLakeObjects: kms:Decrypt without an encryption-context condition"),
+    (',\n                  "sts:RoleSessionName": "sentinel-s3-${SourceName}"', "",
+     "must pin sts:RoleSessionName"),
+    ('"^[A-Za-z0-9][A-Za-z0-9_.-]{0,51}$"', '"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"',
+     "SourceName must allow at most 52 characters"),
+    ("    AllowedPattern: \"^(?!.*/\\\\.default$)", "    MinLength: 1\n    Foo: \"",
+     "parameter AppIdUri needs an AllowedPattern"),
+    # anyone may send: EventBridge for another rule, or any principal with sqs:SendMessage
+    ("          - Sid: DenySendExceptFromTheRule\n            Effect: Deny",
+     "          - Sid: DenySendExceptFromTheRule\n            Effect: Allow",
+     "NotificationQueue: no Deny of sqs:SendMessage"),
+    ("          - Sid: DenyConsumeExceptTheConnector\n            Effect: Deny",
+     "          - Sid: DenyConsumeExceptTheConnector\n            Effect: Allow",
+     "NotificationQueue: no Deny of sqs:ChangeMessageVisibility"),
+    ('                aws:SecureTransport: "false"', '                aws:SecureTransport: "true"',
+     "NotificationQueue: no Deny of sqs:* without aws:SecureTransport"),
+    ("      MetricName: ApproximateNumberOfMessagesVisible",
+     "      MetricName: NumberOfMessagesSent", "no CloudWatch alarm on the dead-letter queue"),
+])
+def test_each_subscriber_rule_removed_fails_the_stage(tmp_path, monkeypatch, old, new, needle):
+    assert old in SUBSCRIBER, old
+    problems = run_on(tmp_path, monkeypatch, SUBSCRIBER.replace(old, new, 1))
+    assert any(needle in p for p in problems), problems
+
+
+def test_the_subscriber_dead_letter_queue_has_a_policy(tmp_path, monkeypatch):
+    start = SUBSCRIBER.index("  DeadLetterQueuePolicy:")
+    end = SUBSCRIBER.index("  DeadLetterQueueAlarm:")
+    problems = run_on(tmp_path, monkeypatch, SUBSCRIBER[:start] + SUBSCRIBER[end:])
+    assert any("DeadLetterQueue: no queue policy" in p for p in problems), problems
+
+
+def test_a_prefix_parameter_is_checked_only_where_declared_but_app_id_uri_always(
+        tmp_path, monkeypatch):
+    # the subscriber declares no LogKeyPrefix* (and passes); a template without AppIdUri fails
+    assert "LogKeyPrefix" not in SUBSCRIBER
+    start = SUBSCRIBER.index("  AppIdUri:\n")
+    end = SUBSCRIBER.index("  ManagedIdentityObjectId:\n")
+    text = SUBSCRIBER[:start] + SUBSCRIBER[end:]
+    problems = run_on(tmp_path, monkeypatch, text)
+    assert any("parameter AppIdUri needs an AllowedPattern" in p for p in problems), problems
 
 
 def test_the_role_holds_exactly_the_actions_the_code_calls():

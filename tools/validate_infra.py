@@ -1138,6 +1138,9 @@ PARAMETER_CASES = {
     "LogKeyPrefix3": (["", "vpc/"], ["vpc"]),
     "LogKeyPrefix4": (["", "vpc/"], ["vpc"]),
 }
+# every template declares these (the trust pins the audience); the others are checked where a
+# template declares them (the Security Lake subscriber has no LogKeyPrefix*: its folders are fixed)
+REQUIRED_PARAMETERS = {"AppIdUri"}
 
 
 def check_aws_hardening() -> Stage:
@@ -1206,6 +1209,8 @@ def check_aws_hardening() -> Stage:
                 stage.fail(f"{where}: SourceName must allow at most {len(name)} characters "
                            "(sentinel-s3-<name> is at most 64, STS's limit)")
         for param, (good, bad) in PARAMETER_CASES.items():
+            if param not in REQUIRED_PARAMETERS and param not in tpl.get("Parameters", {}):
+                continue
             pattern = _pattern_of(tpl, param)
             if pattern is None:
                 stage.fail(f"{where}: parameter {param} needs an AllowedPattern")
