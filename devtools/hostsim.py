@@ -40,6 +40,20 @@ def host_queue_settings() -> dict[str, Any]:
 
 
 @dataclass
+
+def _host_queues(connection_string: str, work_queue: str, poison_queue: str) -> tuple[Any, Any]:
+    """The work and poison queues as the host reads them (base64 messages), created if new."""
+    kw = dict(message_encode_policy=TextBase64EncodePolicy(),
+              message_decode_policy=BinaryBase64DecodePolicy())
+    queues = tuple(QueueClient.from_connection_string(connection_string, name, **kw)
+                   for name in (work_queue, poison_queue))
+    for q in queues:
+        try:
+            q.create_queue()
+        except Exception:  # noqa: BLE001 - already exists
+            pass
+    return queues
+
 class HostRun:
     invocations: int = 0
     succeeded: int = 0
@@ -54,15 +68,7 @@ class HostSim:
         settings = host_queue_settings()
         self.max_dequeue = int(settings["maxDequeueCount"])
         self.retry_delay = retry_delay if retry_delay is not None else 0
-        kw = dict(message_encode_policy=TextBase64EncodePolicy(),
-                  message_decode_policy=BinaryBase64DecodePolicy())
-        self.work = QueueClient.from_connection_string(connection_string, work_queue, **kw)
-        self.poison = QueueClient.from_connection_string(connection_string, poison_queue, **kw)
-        for q in (self.work, self.poison):
-            try:
-                q.create_queue()
-            except Exception:  # noqa: BLE001 - already exists
-                pass
+        self.work, self.poison = _host_queues(connection_string, work_queue, poison_queue)
 
     def run_timer(self) -> None:
         import function_app
@@ -166,15 +172,7 @@ class ProcessHost:
         h, m, s = (float(x) for x in settings["visibilityTimeout"].split(":"))
         self.visibility = visibility_timeout if visibility_timeout is not None else \
             h * 3600 + m * 60 + s
-        kw = dict(message_encode_policy=TextBase64EncodePolicy(),
-                  message_decode_policy=BinaryBase64DecodePolicy())
-        self.work = QueueClient.from_connection_string(connection_string, work_queue, **kw)
-        self.poison = QueueClient.from_connection_string(connection_string, poison_queue, **kw)
-        for q in (self.work, self.poison):
-            try:
-                q.create_queue()
-            except Exception:  # noqa: BLE001 - already exists
-                pass
+        self.work, self.poison = _host_queues(connection_string, work_queue, poison_queue)
         self.env = env
         self.log_dir = log_dir
         self.n_workers = workers
