@@ -39,8 +39,6 @@ def host_queue_settings() -> dict[str, Any]:
     return json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
 
 
-@dataclass
-
 def _host_queues(connection_string: str, work_queue: str, poison_queue: str) -> tuple[Any, Any]:
     """The work and poison queues as the host reads them (base64 messages), created if new."""
     kw = dict(message_encode_policy=TextBase64EncodePolicy(),
@@ -54,6 +52,8 @@ def _host_queues(connection_string: str, work_queue: str, poison_queue: str) -> 
             pass
     return queues
 
+
+@dataclass
 class HostRun:
     invocations: int = 0
     succeeded: int = 0
