@@ -15,6 +15,17 @@ if str(ROOT / "tests") not in sys.path:  # the sample generators live with the t
 BUCKET = "demo-security-logs"
 
 
+def notified_bucket(s3: object, sqs: object, bucket: str, queue_name: str) -> str:
+    """Create ``bucket`` and an SQS queue that S3 notifies of every new object; the queue URL."""
+    s3.create_bucket(Bucket=bucket)
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url,
+                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    return queue_url
+
+
 def provision_source(stack: object) -> dict[str, str]:
     """Create the AWS side of one source on the local stack (bucket -> SQS notifications, access
     keys in the Key Vault emulator) and return the app settings that point at it."""
@@ -22,12 +33,7 @@ def provision_source(stack: object) -> dict[str, str]:
 
     s3 = boto3.client("s3", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")
-    s3.create_bucket(Bucket=BUCKET)
-    queue_url = sqs.create_queue(QueueName="s3-notifications")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue_url,
-                                   AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
-        "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+    queue_url = notified_bucket(s3, sqs, BUCKET, "s3-notifications")
     stack.keyvault.set_secret("demo-aws-key-id", "AKIAEXAMPLEDEMO")
     stack.keyvault.set_secret("demo-aws-secret", "demo-secret")
     return {

@@ -293,12 +293,9 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
         sqs = boto3.client("sqs", endpoint_url=aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         bucket = "soak-logs"
-        s3.create_bucket(Bucket=bucket)
-        queue_url = sqs.create_queue(QueueName="soak-notify")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=queue_url,
-                                       AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        from devtools.samples import notified_bucket
+
+        queue_url = notified_bucket(s3, sqs, bucket, "soak-notify")
         sqs.purge_queue(QueueUrl=queue_url)
         stack.keyvault.set_secret("soak-key-id", "AKIASOAKEXAMPLE")
         stack.keyvault.set_secret("soak-secret", "soak-secret-value")
