@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parent  # tools/validate
+ROOT = PACKAGE.parents[1]  # the repository
 BICEP_DIR = ROOT / "infra" / "bicep"
 AWS_DIR = ROOT / "infra" / "aws"
 SCHEMA_DIR = ROOT / "shared" / "schemas"
