@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import gen_bicep_streams as gen  # noqa: E402
-import validate_infra as vi  # noqa: E402
+from validate import bicep, checkov, cloudformation, common, health_values, kql  # noqa: E402
+from validate import settings as app_settings  # noqa: E402
 
 NODE = shutil.which("node")
 KUSTO = ROOT / "node_modules" / "@kusto" / "language-service-next"
@@ -31,13 +32,13 @@ needs_node = pytest.mark.skipif(NODE is None or not KUSTO.exists(),
                                        "(npm install)")
 
 
-def assert_ok(stage: vi.Stage) -> None:
+def assert_ok(stage: common.Stage) -> None:
     assert stage.ok, f"{stage.name}:\n" + "\n".join(stage.problems)
 
 
 # ---- Bicep ---------------------------------------------------------------------------------
 def test_every_bicep_file_parses_with_pycep():
-    stage = vi.check_bicep_parse()
+    stage = bicep.check_bicep_parse()
     assert_ok(stage)
     assert stage.counts["files"] >= 10
 
@@ -46,17 +47,17 @@ def test_unparseable_bicep_is_reported(tmp_path: Path):
     # checkov passes a file it cannot parse, so the parse stage must catch it.
     bad = tmp_path / "bad.bicep"
     bad.write_text("var x = [for y in z if (y): y]\n")  # filtered for: pycep rejects it
-    stage = vi.check_bicep_parse([bad])
+    stage = bicep.check_bicep_parse([bad])
     assert not stage.ok
     assert "pycep cannot parse" in stage.problems[0]
 
 
 def test_streams_bicep_is_generated_from_every_schema_file():
-    stage = vi.check_streams()
+    stage = bicep.check_streams()
     assert_ok(stage)
     schema_files = sorted((ROOT / "shared" / "schemas").glob("*.json"))
     assert stage.counts["streams"] == len(schema_files)
-    assert stage.counts["dcrs"] == -(-len(schema_files) // vi.MAX_STREAMS_PER_DCR)
+    assert stage.counts["dcrs"] == -(-len(schema_files) // bicep.MAX_STREAMS_PER_DCR)
 
 
 def test_generator_check_notices_a_new_schema_file(tmp_path: Path):
@@ -103,26 +104,27 @@ def test_dcr_streams_and_flows_come_from_the_schema_files():
 
 # ---- app settings, RBAC, parameters --------------------------------------------------------
 def test_main_bicep_sets_exactly_the_settings_the_code_and_host_read():
-    assert_ok(vi.check_app_settings())
+    assert_ok(app_settings.check_app_settings())
 
 
 def test_app_settings_check_flags_missing_unknown_and_flex_rejected_settings():
-    settings = dict(vi.bicep_app_settings())
+    settings = dict(app_settings.bicep_app_settings())
     del settings["DCR_IMMUTABLE_ID"]
     settings["SOMETHING_NOBODY_READS"] = "x"
     settings["FUNCTIONS_WORKER_RUNTIME"] = "python"
-    problems = "\n".join(vi.check_app_settings(settings).problems)
+    problems = "\n".join(app_settings.check_app_settings(settings).problems)
     assert "DCR_IMMUTABLE_ID is read by the code" in problems
     assert "SOMETHING_NOBODY_READS is read by neither" in problems
     assert "FUNCTIONS_WORKER_RUNTIME is not supported on Flex" in problems
 
 
 def test_main_bicep_routes_each_table_to_the_dcr_that_holds_its_stream():
-    settings = vi.bicep_app_settings()
-    assert vi.accessor_path(settings["DCR_ROUTES"]) == "string(streams.outputs.dcrRoutes)"
-    assert vi.accessor_path(settings["LOGS_INGESTION_ENDPOINT"]) == \
+    settings = app_settings.bicep_app_settings()
+    assert app_settings.accessor_path(settings["DCR_ROUTES"]) == "string(streams.outputs.dcrRoutes)"
+    assert app_settings.accessor_path(settings["LOGS_INGESTION_ENDPOINT"]) == \
         "streams.outputs.dcrs[0].logsIngestionEndpoint"
-    assert vi.accessor_path(settings["DCR_IMMUTABLE_ID"]) == "streams.outputs.dcrs[0].immutableId"
+    assert app_settings.accessor_path(settings["DCR_IMMUTABLE_ID"]) == \
+        "streams.outputs.dcrs[0].immutableId"
     # The dcrRoutes output of the generated module: every table, to the DCR its stream is in.
     _, groups = gen.generate()
     expected = {s.var: i for i, group in enumerate(groups) for s in group}
@@ -136,28 +138,28 @@ def test_main_bicep_routes_each_table_to_the_dcr_that_holds_its_stream():
 
 
 def test_app_settings_check_flags_dcr_settings_not_taken_from_the_streams_module():
-    settings = dict(vi.bicep_app_settings())
+    settings = dict(app_settings.bicep_app_settings())
     settings["DCR_ROUTES"] = "{}"
     settings["DCR_IMMUTABLE_ID"] = settings["LOGS_INGESTION_ENDPOINT"]
-    problems = "\n".join(vi.check_app_settings(settings).problems)
+    problems = "\n".join(app_settings.check_app_settings(settings).problems)
     assert "DCR_ROUTES must be string(streams.outputs.dcrRoutes)" in problems
     assert "DCR_IMMUTABLE_ID must be streams.outputs.dcrs[0].immutableId" in problems
 
 
 def test_role_assignments_are_least_privilege_and_avm_style():
-    stage = vi.check_rbac()
+    stage = bicep.check_rbac()
     assert_ok(stage)
-    assert stage.counts["role_assignments"] == len(vi.EXPECTED_ASSIGNMENTS)
+    assert stage.counts["role_assignments"] == len(bicep.EXPECTED_ASSIGNMENTS)
 
 
 def test_parameters_example_matches_main_bicep_and_the_config_parser():
-    assert_ok(vi.check_parameters())
+    assert_ok(app_settings.check_parameters())
 
 
 # ---- KQL -----------------------------------------------------------------------------------
 @needs_node
 def test_every_workbook_alert_and_transform_query_analyses_without_errors():
-    stage = vi.check_kql()
+    stage = kql.check_kql()
     assert_ok(stage)
     assert stage.counts["workbook"] >= 10
     assert stage.counts["alerts"] == 6
@@ -172,7 +174,7 @@ def _kql(payload: dict) -> tuple[int, dict]:
 
 @needs_node
 def test_kql_checker_fails_on_an_unknown_column():
-    tables = vi.kusto_tables()
+    tables = kql.kusto_tables()
     code, report = _kql({"tables": tables, "queries": [
         {"name": "good", "query": "AWSS3ConnectorHealth_CL | summarize max(SqsBacklog)"},
         {"name": "bad", "query": "AWSS3ConnectorHealth_CL | where NoSuchColumn > 0"},
@@ -187,11 +189,11 @@ def test_kql_checker_fails_on_an_unknown_column():
 
 @needs_node
 def test_kql_checker_fails_on_an_unknown_table_and_in_a_transform():
-    doc = vi.load_schemas()["AWSCloudTrail"]
-    code, report = _kql({"tables": vi.kusto_tables(), "queries": [
+    doc = common.load_schemas()["AWSCloudTrail"]
+    code, report = _kql({"tables": kql.kusto_tables(), "queries": [
         {"name": "table", "query": "AWSNoSuchTable | take 1"},
         {"name": "transform", "query": "source | extend X = NotDeclared",
-         "tables": {"source": vi.stream_source_table(doc)}},
+         "tables": {"source": kql.stream_source_table(doc)}},
     ]})
     assert code == 1
     assert report["errors"] == 2
@@ -199,12 +201,12 @@ def test_kql_checker_fails_on_an_unknown_table_and_in_a_transform():
 
 @needs_node
 def test_kql_stage_fails_on_a_bad_workbook_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    workbook = json.loads((vi.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())
+    workbook = json.loads((common.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())
     workbook["items"].append({"type": 3, "name": "broken", "content": {
         "version": "KqlItem/1.0", "query": "AWSS3ConnectorHealth_CL | summarize sum(Bites)"}})
     (tmp_path / "broken.workbook.json").write_text(json.dumps(workbook))
-    monkeypatch.setattr(vi, "WORKBOOK_DIR", tmp_path)
-    stage = vi.check_kql()
+    monkeypatch.setattr(kql, "WORKBOOK_DIR", tmp_path)
+    stage = kql.check_kql()
     assert not stage.ok
     assert any("#broken" in p and "Bites" in p for p in stage.problems)
 
@@ -232,16 +234,16 @@ def _in_list(query: str, pattern: str) -> set[str]:
 
 
 def test_code_writes_the_documented_health_values():
-    assert vi.code_health_values() == DOCUMENTED
+    assert health_values.code_health_values() == DOCUMENTED
 
 
 def test_workbook_and_alerts_compare_only_with_values_the_code_writes():
-    stage = vi.check_health_values()
+    stage = health_values.check_health_values()
     assert_ok(stage)
     assert stage.counts["queries"] >= 15
     assert stage.counts["literals"] > 0
     # The same against the documented list, independent of reading the code.
-    assert_ok(vi.check_health_values(values=DOCUMENTED))
+    assert_ok(health_values.check_health_values(values=DOCUMENTED))
 
 
 def test_health_value_check_flags_values_the_code_never_writes():
@@ -256,7 +258,7 @@ def test_health_value_check_flags_values_the_code_never_writes():
         {"name": "alerts.bicep#e",  # a value some Kind writes, no Kind selected: fine
          "query": "AWSS3ConnectorHealth_CL | where Outcome !in ('ok', 'duplicate')"},
     ]
-    problems = "\n".join(vi.check_health_values(queries, DOCUMENTED).problems)
+    problems = "\n".join(health_values.check_health_values(queries, DOCUMENTED).problems)
     assert "#a: Outcome 'failed' is never written for object rows" in problems
     assert "#b: Outcome 'delivered' is never written for heartbeat rows" in problems
     assert "#c: CircuitState 'opened' is never written" in problems
@@ -291,14 +293,14 @@ def test_code_value_reader_follows_variables_and_conditionals(tmp_path: Path):
         "        if self.n < 3:\n"
         "            return 'closed'\n"
         "        return 'open' if self.t else 'half_open'\n")
-    values = vi.code_health_values(health, pipeline, ingestion)
+    values = health_values.code_health_values(health, pipeline, ingestion)
     assert values == {"Kind": {"object", "heartbeat"}, "heartbeat": {"ok", "error"},
                       "object": {"duplicate", "partial", "delivered", "quarantined"},
                       "CircuitState": {"closed", "open", "half_open"}}
     # An outcome the reader cannot resolve is an error, not a silently smaller set.
     pipeline.write_text("def process(stats, pick):\n    stats.finish(pick(), None)\n")
     with pytest.raises(ValueError, match="cannot tell which strings"):
-        vi.code_health_values(health, pipeline, ingestion)
+        health_values.code_health_values(health, pipeline, ingestion)
 
 
 def test_failure_rate_counts_partial_dead_lettered_and_retrying_attempts_only():
@@ -325,7 +327,8 @@ def test_latency_alert_reads_only_objects_whose_records_were_accepted():
 def test_a_source_whose_poller_runs_all_fail_has_an_alert_per_source():
     query = (QUERIES / "alert-poller-failing.kql").read_text()
     assert "countif(Outcome == 'ok')" in query and "by SourceName" in query
-    rule = vi.parse_bicep(vi.BICEP_DIR / "modules" / "alerts.bicep")["resources"]["pollerFailing"]
+    rule = common.parse_bicep(common.BICEP_DIR / "modules" / "alerts.bicep")["resources"][
+        "pollerFailing"]
     cond = rule["config"]["properties"]["criteria"]["allOf"][0]
     assert cond["metricMeasureColumn"] == "SuccessfulRuns"
     assert (cond["operator"], cond["threshold"]) == ("LessThan", 1)
@@ -334,7 +337,7 @@ def test_a_source_whose_poller_runs_all_fail_has_an_alert_per_source():
 
 def test_workbook_shows_latest_circuit_state_per_source_and_every_outcome_count():
     items = {i.get("name"): i["content"] for i in json.loads(
-        (vi.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())["items"]}
+        (common.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())["items"]}
     circuit = items["circuit-state"]["query"]
     assert re.search(r"arg_max\(TimeGenerated, CircuitState\b.*\) by SourceName", circuit)
     totals = items["outcome-totals"]["query"]
@@ -346,23 +349,23 @@ def test_workbook_shows_latest_circuit_state_per_source_and_every_outcome_count(
 
 # ---- AWS -----------------------------------------------------------------------------------
 def test_cloudformation_is_cfn_lint_clean():
-    assert_ok(vi.check_cfn_lint())
+    assert_ok(cloudformation.check_cfn_lint())
 
 
 def test_aws_role_trust_and_permissions_are_pinned():
-    stage = vi.check_aws_policy()
+    stage = cloudformation.check_aws_policy()
     assert_ok(stage)
 
 
 # ---- checkov (slowest: one run per framework) ----------------------------------------------
 @pytest.fixture(scope="module")
 def checkov_reports() -> dict:
-    return {"bicep": vi.run_checkov(vi.BICEP_DIR, "bicep"),
-            "cloudformation": vi.run_checkov(vi.AWS_DIR, "cloudformation")}
+    return {"bicep": checkov.run_checkov(common.BICEP_DIR, "bicep"),
+            "cloudformation": checkov.run_checkov(common.AWS_DIR, "cloudformation")}
 
 
 def test_checkov_has_no_failed_checks_and_every_skip_has_a_reason(checkov_reports: dict):
-    stage = vi.check_checkov(reports=checkov_reports)
+    stage = checkov.check_checkov(reports=checkov_reports)
     assert_ok(stage)
     assert stage.counts["bicep_passed"] > 0
     assert stage.counts["cloudformation_passed"] > 0
@@ -372,7 +375,7 @@ def test_checkov_has_no_failed_checks_and_every_skip_has_a_reason(checkov_report
 @needs_node
 def test_alert_measure_column_must_be_a_numeric_result_column():
     query = "AWSS3ConnectorHealth_CL | summarize Items = count(), Last = max(TimeGenerated)"
-    stage = vi.check_kql(queries=[
+    stage = kql.check_kql(queries=[
         {"name": "missing", "query": query, "measure": "NotThere"},
         {"name": "not-numeric", "query": query, "measure": "Last"},
         {"name": "fine", "query": query, "measure": "Items"},
@@ -386,14 +389,14 @@ def test_alert_measure_column_must_be_a_numeric_result_column():
 def test_aws_sources_entry_output_is_checked_against_the_config_parser():
     bad = {"Fn::Sub": ['{"name":"${SourceName}","queueUrl":"not-a-url","region":"${AWS::Region}",'
                        '"buckets":{"${LogBucketName}":["${LogKeyPrefix}${P2}${P3}${P4}"]}}', {}]}
-    problems = "\n".join(vi._check_sources_entry(bad))
+    problems = "\n".join(cloudformation._check_sources_entry(bad))
     assert "queueUrl must be the SQS queue URL" in problems
     assert "needs roleArn" in problems
 
 
 def test_security_lake_subscriber_template_wires_object_created_events_to_its_queue():
     # GIVEN the Security Lake subscriber template (validated by cfn-lint, checkov, aws-policy)
-    tpl = vi._decode_cfn(vi.AWS_DIR / "security-lake-subscriber.yaml")
+    tpl = cloudformation._decode_cfn(common.AWS_DIR / "security-lake-subscriber.yaml")
     res = tpl["Resources"]
     # THEN the lake bucket's EventBridge Object Created events for aws/ and ext/ reach the
     # queue (the notification shape Security Lake sends subscribers), only from that rule
@@ -409,4 +412,4 @@ def test_security_lake_subscriber_template_wires_object_created_events_to_its_qu
                 ["Statement"] if isinstance(s, dict) and s.get("Sid") == "ReadSecurityLakeObjects")
     assert [r["Fn::Sub"].rsplit("/", 2)[-2] for r in read["Resource"]] == ["aws", "ext"]
     assert res["Subscriber"]["Type"] == "AWS::SecurityLake::Subscriber"
-    assert vi.check_aws_policy().problems == []
+    assert cloudformation.check_aws_policy().problems == []

@@ -19,10 +19,10 @@ from sample_logs import cloudtrail, guardduty, vpcflow
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import validate_infra as vi  # noqa: E402
+from validate import common  # noqa: E402
 
 ALERT = (ROOT / "infra" / "bicep" / "queries" / "alert-reconciliation.kql").read_text()
-WORKBOOK = json.loads((vi.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())
+WORKBOOK = json.loads((common.WORKBOOK_DIR / "pipeline-health.workbook.json").read_text())
 WB_QUERY = next(i["content"]["query"] for i in WORKBOOK["items"] if i.get("name") ==
                 "reconciliation")
 DATA_TABLES = {json.loads(p.read_text())["table"] for p in (ROOT / "shared" / "schemas")
@@ -51,7 +51,7 @@ def test_sent_side_is_the_final_row_of_each_object_and_the_threshold_is_99_perce
 
 
 def test_alert_rule_window_covers_event_times_and_names_the_table() -> None:
-    rule = vi.parse_bicep(vi.BICEP_DIR / "modules" / "alerts.bicep")["resources"][
+    rule = common.parse_bicep(common.BICEP_DIR / "modules" / "alerts.bicep")["resources"][
         "reconciliation"]["config"]["properties"]
     assert rule["evaluationFrequency"] == "PT1H" and rule["windowSize"] == "P2D"
     cond = rule["criteria"]["allOf"][0]

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-import validate_infra as vi  # noqa: E402
+from validate import bicep as bicep_checks  # noqa: E402
+from validate import cloudformation  # noqa: E402
 
 TEMPLATE = (ROOT / "infra" / "aws" / "connector.yaml").read_text()
 
@@ -21,14 +22,14 @@ def run_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> list[s
     aws = tmp_path / "aws"
     aws.mkdir()
     (aws / "connector.yaml").write_text(text)
-    monkeypatch.setattr(vi, "AWS_DIR", aws)
-    return vi.check_aws_hardening().problems
+    monkeypatch.setattr(cloudformation, "AWS_DIR", aws)
+    return cloudformation.check_aws_hardening().problems
 
 
 def test_the_template_passes_the_hardening_stage():
     # both templates (connector.yaml and security-lake-subscriber.yaml): a queue and its
     # dead-letter queue each; role_actions is the last template's (the subscriber's)
-    stage = vi.check_aws_hardening()
+    stage = cloudformation.check_aws_hardening()
     assert stage.ok, "\n".join(stage.problems)
     assert stage.counts["queues"] == 4 and stage.counts["role_actions"] == 6
 
@@ -93,7 +94,7 @@ def test_a_prefix_parameter_is_checked_only_where_declared_but_app_id_uri_always
 
 
 def test_the_role_holds_exactly_the_actions_the_code_calls():
-    used, problems = vi.code_aws_actions()
+    used, problems = cloudformation.code_aws_actions()
     assert problems == []
     assert used == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                     "s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket",
@@ -108,7 +109,7 @@ def test_an_operation_the_code_starts_calling_must_be_declared(tmp_path: Path):
         "    conn.aws.call(source, 'sqs', lambda c: c.change_message_visibility(X=1))\n"
         "    conn.aws.call(source, 'sqs', lambda c: c.purge_queue(QueueUrl='q'))\n"
         "    conn.work.send('not an AWS call')\n")
-    used, problems = vi.code_aws_actions(shared)
+    used, problems = cloudformation.code_aws_actions(shared)
     assert used == {"sqs:ChangeMessageVisibility"}
     assert len(problems) == 1 and "purge_queue is not in CODE_CALL_ACTIONS" in problems[0]
 
@@ -168,7 +169,7 @@ def test_the_dead_letter_queue_has_the_same_denies(tmp_path, monkeypatch):
 
 # ---- Azure: audit logs, publishing, private-network mode ------------------------------------
 def test_the_bicep_passes_the_azure_hardening_stage():
-    stage = vi.check_azure_hardening()
+    stage = bicep_checks.check_azure_hardening()
     assert stage.ok, "\n".join(stage.problems)
     assert stage.counts == {"diagnostic_settings": 6, "private_endpoints": 4}
 
@@ -207,7 +208,7 @@ def test_each_azure_rule_removed_fails_the_stage(tmp_path, monkeypatch, file, ol
     text = target.read_text()
     assert old in text, old
     target.write_text(text.replace(old, new, 1))
-    monkeypatch.setattr(vi, "BICEP_DIR", bicep)
-    monkeypatch.setattr(vi, "MAIN_BICEP", bicep / "main.bicep")
-    problems = vi.check_azure_hardening().problems
+    monkeypatch.setattr(bicep_checks, "BICEP_DIR", bicep)
+    monkeypatch.setattr(bicep_checks, "MAIN_BICEP", bicep / "main.bicep")
+    problems = bicep_checks.check_azure_hardening().problems
     assert any(needle in p for p in problems), problems
