@@ -329,6 +329,10 @@ def split_fields(line: str) -> list[str]:
     """
     if '"' not in line and "[" not in line:
         return line.split()  # what the tokenizer gives when nothing is quoted or bracketed
+    if "\\" not in line:
+        fast = _split_plain(line)
+        if fast is not None:
+            return fast
     out = []
     append = out.append
     for token in _TOKEN.findall(line):
@@ -345,6 +349,39 @@ def split_fields(line: str) -> list[str]:
                    if q else token)
         else:
             append(token)
+    return out
+
+
+def _split_plain(line: str) -> list[str] | None:
+    """``split_fields`` of a line without backslashes by str.split alone, or None when a
+    quote or bracket is not a whole field (the tokenizer decides then): at most one
+    ``[bracketed]`` field before any quote, every ``"quoted"`` field set apart by whitespace."""
+    out: list[str] = []
+    if "[" in line or "]" in line:
+        i = line.find("[")
+        j = line.find("]", i + 1)
+        if (i < 0 or j < 0 or line.count("[") != 1 or line.count("]") != 1
+                or '"' in line[:j] or (i and not line[i - 1].isspace())
+                or (j + 1 < len(line) and not line[j + 1].isspace())):
+            return None
+        out = line[:i].split()
+        out.append(line[i + 1:j])
+        line = line[j + 1:]
+    segs = line.split('"')  # even indexes: outside quotes; odd: a quoted field's text
+    last = len(segs) - 1
+    if last & 1:
+        return None  # an odd number of quotes: one is not closed
+    for k in range(0, last + 1, 2):
+        outside = segs[k]
+        # after a closing quote: whitespace, or the end of the line
+        if k and not (outside[:1].isspace() or (k == last and not outside)):
+            return None
+        # before an opening quote: whitespace, or the start of the line
+        if k < last and not (outside[-1:].isspace() or (k == 0 and not outside)):
+            return None
+        out += outside.split()
+        if k < last:
+            out.append(segs[k + 1])
     return out
 
 
