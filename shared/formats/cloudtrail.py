@@ -231,12 +231,14 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "holding CloudTrail events (S3 event notifications are not)")
     try:
         for i, ev in enumerate(text.json_array_items("Records"), start=1):
-            if isinstance(ev, JsonGarbage):  # too deep to decode: this record alone
-                yield Rejected(i, f"CloudTrail record {ev.reason}", ev.raw)
-                continue
-            if not isinstance(ev, dict):
-                yield Rejected(i, "CloudTrail record is not a JSON object", _text(ev) or "")
-                continue
+            if ev.__class__ is not dict:  # (the usual case passes one test)
+                if isinstance(ev, JsonGarbage):  # too deep to decode: this record alone
+                    yield Rejected(i, f"CloudTrail record {ev.reason}", ev.raw)
+                    continue
+                if not isinstance(ev, dict):
+                    yield Rejected(i, "CloudTrail record is not a JSON object",
+                                   _text(ev) or "")
+                    continue
             try:
                 yield map_event(ev)
             except (KeyError, ValueError, TypeError) as err:
