@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from isal import isal_zlib
+
 from .errors import DecompressionLimitError, ObjectReadError
 
 GiB = 1024 ** 3
@@ -196,8 +198,10 @@ def _members(members: Iterator[Iterator[bytes]], meter: _Meter,
 
 def _gunzip(chunks: Iterator[bytes], where: str,
             meter: _Meter | None = None) -> Iterator[bytes]:
-    """Every member of a (multi-member) gzip stream, bounded output per step."""
-    inflater = zlib.decompressobj(wbits=31)
+    """Every member of a (multi-member) gzip stream, bounded output per step. Inflated by
+    ISA-L (``isal_zlib``: zlib's interface, 3-4x faster than zlib here: 0.23 against 0.85 us
+    per 1 KB CloudTrail record, benchmarks/CPU.md)."""
+    inflater = isal_zlib.decompressobj(wbits=31)
     fed = False  # the current member has received bytes and has not ended yet
     members = 0
     try:
@@ -223,8 +227,8 @@ def _gunzip(chunks: Iterator[bytes], where: str,
                     continue
                 members += 1
                 pending, fed = inflater.unused_data, False
-                inflater = zlib.decompressobj(wbits=31)
-    except zlib.error as err:
+                inflater = isal_zlib.decompressobj(wbits=31)
+    except (zlib.error, isal_zlib.error) as err:
         raise ObjectReadError(f"{where}: corrupt gzip data in member {members + 1} ({err}); "
                               "the content before it was read") from err
     if fed:

@@ -661,12 +661,16 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         items = fmt.parse(text, ctx)
 
     fault: list[ConnectorError] = []
+    # positions past this one were not settled by an earlier attempt (this attempt settles
+    # only positions it has already read): most rows skip the two membership tests
+    settled = max((r.last for r in (progress.done, progress.dead) if r), default=-1)
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        lo, hi = stats.event_time_min, stats.event_time_max  # see_time only when they move
         try:
             for position, item in enumerate(items):
                 stats.records_in += 1  # read: accepted + dead-lettered + skipped at the end
-                if isinstance(item, formats.Rejected):
+                if item.__class__ is not dict and isinstance(item, formats.Rejected):
                     if position not in progress.dead:  # not reported again on a retry
                         rejected.add(position)
                         if len(rejected_lines) < 2000:
@@ -676,11 +680,15 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                         if len(rejected_samples) < 3:
                             rejected_samples.append(f"line {item.position}: {item.raw}")
                     continue
-                if isinstance(item, formats.Skipped):
+                if item.__class__ is not dict and isinstance(item, formats.Skipped):
                     stats.records_skipped += 1
                     continue
-                stats.see_time(item.get("TimeGenerated"))
-                if position in progress.done or position in progress.dead:
+                t = item.get("TimeGenerated")
+                if t and (lo is None or t < lo or t > hi):
+                    stats.see_time(t)
+                    lo, hi = stats.event_time_min, stats.event_time_max
+                if position <= settled and (position in progress.done or
+                                            position in progress.dead):
                     continue  # settled on an earlier attempt
                 rule = source.filters.rule_for(fmt.table, item) if source.filters else None
                 if rule is not None:  # the source's filters drop it: counted, not sent

@@ -185,7 +185,14 @@ class TextSource:
         """
         cur = _JsonCursor(self._text_chunks())
         index = 0
+        slow_until = 0  # after lines orjson refused, the per-value way reads up to here
         while cur.skip(" \t\r\n\x00"):
+            if cur.pos >= slow_until:
+                values, slow_until = cur.fast_lines()
+                if values:
+                    index += len(values)
+                    yield from values
+                    continue
             value = cur.fast_value()
             if value is not _MISS:
                 index += 1
@@ -271,6 +278,41 @@ class _JsonCursor:
 
     # ---- the fast path: orjson where it reads exactly what the json module would --------
 
+    def fast_lines(self) -> tuple[list[Any], int]:
+        """The values of the whole lines from ``pos`` up to the last newline in the next
+        ``_WINDOW`` characters, each line one object or array that orjson reads exactly as
+        json does (blank lines passed over), decoded with one encode and one split for all of
+        them; ``pos`` ends at the first line that is not such a value. Also returns where the
+        window ended: the caller reads the rest of it value by value (the reference way)."""
+        buf, pos = self.buf, self.pos
+        end = buf.rfind("\n", pos, pos + _WINDOW)
+        if end < 0 and len(buf) - pos < _WINDOW and not self.exhausted and self.more():
+            buf, pos = self.buf, self.pos  # the line at pos goes on in the next chunk
+            end = buf.rfind("\n", pos, pos + _WINDOW)
+        if end < 0:
+            return [], pos + _WINDOW  # a line longer than the window, or the text's last
+        window = buf[pos:end + 1]
+        data = window.encode("utf-8", "surrogatepass")
+        if data.translate(_NUMBER_TABLE).find(_LONG_NUMBER) >= 0:
+            return [], end + 1  # an integer orjson would read as a float (see _orjson)
+        values: list[Any] = []
+        append, loads, used = values.append, orjson.loads, 0
+        lines = data.split(b"\n")
+        lines.pop()  # the empty text after the window's last newline
+        for line in lines:
+            if line[:1] in _OPENERS:
+                try:
+                    append(loads(line))
+                except orjson.JSONDecodeError:
+                    break
+            elif line.strip(b" \t\r\x00"):
+                break  # not an object or array: read the reference way
+            used += len(line) + 1
+        if len(data) != len(window):  # not ASCII: bytes read -> characters read
+            used = len(data[:used].decode("utf-8", "surrogatepass"))
+        self.pos = pos + used
+        return values, end + 1
+
     def fast_value(self) -> Any:
         """The object or array at ``pos`` decoded by orjson, or ``_MISS`` (nothing consumed)
         when it is not one complete value ending a line or followed by ``{`` (Firehose writes
@@ -341,9 +383,13 @@ class _JsonCursor:
 
 _MISS = object()
 _WINDOW = 256 * 1024  # characters of array items decoded by one orjson call
-# bytes.translate table: ASCII digits -> "d", '"' -> "q", every other byte -> " "
-_NUMBER_TABLE = bytes(100 if 48 <= c <= 57 else 113 if c == 34 else 32 for c in range(256))
+# bytes.translate table: ASCII digits -> "d"; what may come right before the digits of a JSON
+# number (whitespace, "[", ":", ",", a sign; also ".", "e", "E", to be safe) -> " "; every
+# other byte (a quote, letters: the digits are inside a string, e.g. a hex id) -> "q"
+_NUMBER_TABLE = bytes(100 if 48 <= c <= 57 else 32 if c in b" \t\r\n[:,-+.eE" else 113
+                      for c in range(256))
 _LONG_NUMBER = b" " + b"d" * 19
+_OPENERS = (b"{", b"[")
 
 
 def _orjson(text: str) -> Any:
@@ -352,7 +398,8 @@ def _orjson(text: str) -> Any:
     orjson refuses what json also refuses, and NaN/Infinity, lone surrogates and numbers
     overflowing a double, which json accepts: those go to json (``_MISS``). The one value
     orjson reads differently is an integer beyond 64 bits (it gives a float): any number of
-    19 digits or more, which a JSON number only is when not right after a quote, goes to json.
+    19 digits or more that follows what a JSON number may follow (not a quote or a letter: the
+    digits of a hex id inside a string) goes to json.
     """
     try:
         data = text.encode()

@@ -1,8 +1,10 @@
 """The orjson fast path of the JSON framing reads exactly what the json module reads.
 
-Each input is framed twice, once as shipped and once with the fast path switched off (every
+Each input is framed twice, once as shipped and once with the fast paths switched off (every
 value through json.JSONDecoder.raw_decode, the reference), in whole and in small chunks; the
-values, garbage positions and errors must be the same.
+values, garbage positions and errors must be the same. The fast paths: ``fast_lines`` (whole
+lines of a JSON-lines object, one orjson call each), ``fast_value`` (one value) and
+``fast_items`` (a window of array items).
 """
 import json
 
@@ -32,6 +34,7 @@ def _same(monkeypatch, text: str, how: str) -> None:
         fast = _frame(text, how, chunk)
         with monkeypatch.context() as m:
             m.setattr(reader, "_orjson", lambda t: reader._MISS)
+            m.setattr(reader._JsonCursor, "fast_lines", lambda self: ([], 0))
             slow = _frame(text, how, chunk)
         assert fast == slow, (chunk, fast, slow)
 
@@ -73,9 +76,41 @@ def test_fast_path_is_taken_for_ordinary_lines(monkeypatch):
     calls = []
     real = reader._orjson
     monkeypatch.setattr(reader, "_orjson", lambda t: calls.append(1) or real(t))
+    lines = []
+    real_lines = reader._JsonCursor.fast_lines
+    monkeypatch.setattr(reader._JsonCursor, "fast_lines",
+                        lambda self: (out := real_lines(self), lines.extend(out[0]))[0])
     text = "\n".join(json.dumps({"i": i}) for i in range(100))
     assert [v["i"] for v in TextSource(iter([text.encode()])).json_values()] == list(range(100))
-    assert len(calls) >= 99  # the last line, with no newline after it, may go the json way
+    # the last line, with no newline after it, may go the other ways
+    assert len(lines) >= 99 and len(lines) + len(calls) >= 99
+
+
+def _mixed_lines(n: int) -> list[str]:
+    """JSON lines of every sort the fast line path must hand back to the reference way."""
+    odd = ['{"id": "1121bb3466514210907757597a6ce309", "n": 7}',  # digits in a hex id
+           '{"n": 12345678901234567890123}', '{"n": -9223372036854775809}',  # over 64 bits
+           '', '   ', '\x00\x00', '{"a": 1}\r', '  {"lead": "space"}  ',
+           '{"a": 1}{"b": 2}', '{"a": 1} {"b": 2}', '{"n": NaN}', 'not json', '12', '"s"',
+           '{"lone": "\\ud800"}', '{"uni": "\u00e9\u20ac\U0001d11e"}', '[1, 2.5e-07, null]',
+           '{"pretty":', '  [1, 2]}', '{"cut": ', '{"s": "}{"}', '{"f": 1e999}']
+    out = []
+    for i in range(n):
+        out.append(odd[i % len(odd)] if i % 5 == 0 else json.dumps({"i": i, "v": "x" * (i % 97)}))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [50_000, 4096, 333])
+def test_json_lines_over_several_windows_read_what_json_reads(monkeypatch, chunk):
+    monkeypatch.setattr(reader, "_WINDOW", 2048)  # many windows, lines across chunk ends
+    text = "\n".join(_mixed_lines(3000)) + "\n"
+    fast = _frame(text, "values", chunk)
+    with monkeypatch.context() as m:
+        m.setattr(reader, "_orjson", lambda t: reader._MISS)
+        m.setattr(reader._JsonCursor, "fast_lines", lambda self: ([], 0))
+        slow = _frame(text, "values", chunk)
+    assert fast == slow
+    assert sum(1 for v in fast if v[0] == "garbage") > 100
 
 
 def test_array_items_over_several_windows_read_what_json_reads(monkeypatch):
@@ -87,5 +122,6 @@ def test_array_items_over_several_windows_read_what_json_reads(monkeypatch):
         fast = _frame(text, "items", chunk)
         with monkeypatch.context() as m:
             m.setattr(reader, "_orjson", lambda t: reader._MISS)
+            m.setattr(reader._JsonCursor, "fast_lines", lambda self: ([], 0))
             slow = _frame(text, "items", chunk)
         assert fast == slow and len(fast) == 4001

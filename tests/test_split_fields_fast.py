@@ -3,7 +3,7 @@ function as it was before them), on random access-log-like lines."""
 import random
 import re
 
-from shared.formats.base import split_fields
+from shared.formats.base import _split_plain, split_fields
 
 _TOKEN = re.compile(r'\[[^\]]*\](?=\s|$)|(?:"[^"\\]*(?:\\.[^"\\]*)*"|[^\s"]+|")+')
 _QUOTED = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
@@ -39,3 +39,17 @@ def test_split_fields_on_real_lines():
              '[06/Feb/2019:00:00:38 +0000] x', "plain fields only here", ""]
     for line in lines:
         assert split_fields(line) == reference(line)
+
+
+def test_split_fields_matches_the_tokenizer_on_lines_without_backslashes():
+    # the str.split path (quotes and one bracket, no escapes): every way a quote or bracket
+    # may fail to be a whole field
+    rnd = random.Random(9)
+    alphabet = ['"', "[", "]", " ", "  ", "\t", "a", "-", "1", ":", "é", "\u2003", '" "', "x y",
+                '"GET / HTTP/1.1"', "[06/Feb/2019:00:00:38 +0000]", '""']
+    fast = 0
+    for _ in range(40_000):
+        line = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 16)))
+        assert split_fields(line) == reference(line), repr(line)
+        fast += ('"' in line or "[" in line) and _split_plain(line) is not None
+    assert fast > 1000

@@ -104,6 +104,14 @@ _CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?Z"
 
 def iso_from_text(value: str) -> str:
     """Normalise an ISO-8601 timestamp (Z or offset) to UTC ISO; raises ValueError."""
+    # the usual shape, YYYY-MM-DDTHH:MM:SSZ, told by its punctuation alone (datetime checks
+    # the digits: it reads ASCII digits only): what _CANONICAL would match, without a regex
+    if value.__class__ is str and len(value) == 20 and value[4::3] == "--T::Z":
+        try:
+            datetime.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
     if _CANONICAL.fullmatch(value):
         try:
             datetime.fromisoformat(value)  # a valid date and time (else: the error below)
@@ -321,6 +329,10 @@ def split_fields(line: str) -> list[str]:
     """
     if '"' not in line and "[" not in line:
         return line.split()  # what the tokenizer gives when nothing is quoted or bracketed
+    if "\\" not in line:
+        fast = _split_plain(line)
+        if fast is not None:
+            return fast
     out = []
     append = out.append
     for token in _TOKEN.findall(line):
@@ -337,6 +349,39 @@ def split_fields(line: str) -> list[str]:
                    if q else token)
         else:
             append(token)
+    return out
+
+
+def _split_plain(line: str) -> list[str] | None:
+    """``split_fields`` of a line without backslashes by str.split alone, or None when a
+    quote or bracket is not a whole field (the tokenizer decides then): at most one
+    ``[bracketed]`` field before any quote, every ``"quoted"`` field set apart by whitespace."""
+    out: list[str] = []
+    if "[" in line or "]" in line:
+        i = line.find("[")
+        j = line.find("]", i + 1)
+        if (i < 0 or j < 0 or line.count("[") != 1 or line.count("]") != 1
+                or '"' in line[:j] or (i and not line[i - 1].isspace())
+                or (j + 1 < len(line) and not line[j + 1].isspace())):
+            return None
+        out = line[:i].split()
+        out.append(line[i + 1:j])
+        line = line[j + 1:]
+    segs = line.split('"')  # even indexes: outside quotes; odd: a quoted field's text
+    last = len(segs) - 1
+    if last & 1:
+        return None  # an odd number of quotes: one is not closed
+    for k in range(0, last + 1, 2):
+        outside = segs[k]
+        # after a closing quote: whitespace, or the end of the line
+        if k and not (outside[:1].isspace() or (k == last and not outside)):
+            return None
+        # before an opening quote: whitespace, or the start of the line
+        if k < last and not (outside[-1:].isspace() or (k == 0 and not outside)):
+            return None
+        out += outside.split()
+        if k < last:
+            out.append(segs[k + 1])
     return out
 
 
@@ -399,9 +444,12 @@ _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).enco
 _json_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 # orjson writes what json writes (strings, ints, keys, nesting) except: NaN/Infinity (null
 # instead), floats that json writes with an exponent (orjson: 0.00001, 1.5e-7, 1e16 alike:
-# every such float starts right after a delimiter and has an "e" or is 0.0000...), and what it
-# refuses (integers over 64 bits, non-string keys, lone surrogates: TypeError)
-_MAYBE_OTHER_FLOAT = re.compile(rb"[:,\[]-?(?:0\.0000|\d+(?:\.\d+)?[eE])")
+# every such float starts the text or follows a delimiter, and has an "e" or is 0.0000...),
+# and what it refuses (integers over 64 bits, non-string keys, lone surrogates: TypeError)
+_MAYBE_OTHER_FLOAT = re.compile(rb"(?:^|[:,\[])-?(?:0\.0000|\d+(?:\.\d+)?[eE])")
+# bytes.translate table: digits -> "0", e/E -> "e", "." kept, every other byte -> " "
+_FLOAT_MARKS = bytes(48 if 48 <= c <= 57 else 101 if c in (69, 101) else 46 if c == 46 else 32
+                     for c in range(256))
 
 
 def compact_json(value: Any) -> str:
@@ -411,9 +459,16 @@ def compact_json(value: Any) -> str:
         out = orjson.dumps(value)
     except TypeError:
         return _compact_json(value)
-    if b"null" in out or _MAYBE_OTHER_FLOAT.search(out):
-        return _compact_json(value)  # a null may have been a NaN; a float may differ
-    return out.decode()
+    text = out.decode()
+    if "null" in text:
+        return _compact_json(value)  # a null may have been a NaN
+    # a float that may differ has a digit right before an "e" or is 0.0000...: looked for in
+    # one translated copy first (a regex scan costs more than the rest of this function)
+    marks = out.translate(_FLOAT_MARKS)
+    if (marks.find(b"0e") >= 0 or marks.find(b"0.0000") >= 0) and \
+            _MAYBE_OTHER_FLOAT.search(out):
+        return _compact_json(value)
+    return text
 
 
 def json_text(value: Any) -> str:

@@ -47,7 +47,24 @@ def sniff(head: str) -> bool:
     return bool(_LINE.match(head.lstrip()))
 
 
+# recent answers of log_time: the lines of one log share their seconds (bounded; a plain dict
+# is safe to share between the worker's threads)
+_LOG_TIMES: dict[str, str | None] = {}
+
+
 def log_time(value: str) -> str | None:
+    try:
+        return _LOG_TIMES[value]
+    except KeyError:
+        pass
+    stamp = _log_time(value)
+    if len(_LOG_TIMES) >= 8192:
+        _LOG_TIMES.clear()
+    _LOG_TIMES[value] = stamp
+    return stamp
+
+
+def _log_time(value: str) -> str | None:
     m = _STAMP.match(value.strip())
     if not m or m.group(2).title() not in MONTHS:
         return None

@@ -209,7 +209,8 @@ _LINE_MAPPERS: dict[tuple[str, ...], Callable[[list[str]], dict[str, Any]]] = {}
 
 def line_mapper(names: list[str]) -> Callable[[list[str]], dict[str, Any]]:
     """The function that maps the split fields of one record line of this header to its row
-    (``TimeGenerated`` first, still None; '-' and junk dropped): the same columns as
+    (``TimeGenerated`` first: ``Start``, else ``End``, else still None; '-' and junk
+    dropped): the same columns as
     ``map_record(dict(zip(names, parts)))``, written out field by field once per header (the
     hot loop of the biggest log type: no per-field lookups, calls or dicts). Only column names
     from FIELDS and field indexes go into the generated code, never text of the object."""
@@ -223,13 +224,18 @@ def line_mapper(names: list[str]) -> Callable[[list[str]], dict[str, Any]]:
         if kind == _STR:
             code.append(f"        row[{column!r}] = v")
         elif kind == "epoch":
-            code += ["        x = _epoch(v)", "        if x is not None:",
-                     f"            row[{column!r}] = x"]
+            # TimeGenerated is start, else end: start sets it, end only while it is None
+            stamp = ("            row['TimeGenerated'] = x" if column == "Start" else
+                     "            if row['TimeGenerated'] is None:\n"
+                     "                row['TimeGenerated'] = x")
+            code += ["        x = _epochs.get(v)", "        if x is None:",
+                     "            x = _epoch(v)", "        if x is not None:",
+                     f"            row[{column!r}] = x", stamp]
         else:
             bounds = " and -2147483648 <= x <= 2147483647" if kind == "int" else ""
             code.append(_INT.format(range=bounds, column=column).rstrip("\n"))
     code.append("    return row")
-    scope: dict[str, Any] = {"_epoch": _epoch_text}
+    scope: dict[str, Any] = {"_epoch": _epoch_text, "_epochs": _EPOCH_CACHE}
     exec(compile("\n".join(code), f"<vpcflow line mapper {len(names)} fields>", "exec"), scope)
     mapper = scope["_map"]
     if len(_LINE_MAPPERS) < 64:  # headers repeat: a few formats per account
@@ -274,12 +280,12 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                               f"{width}", line)
             continue
         row = mapper(parts)
-        stamp = row.get("Start") or row.get("End") or fallback
-        if stamp is None:
-            yield Rejected(n, "VPC flow record has no start/end time and the object no "
-                              "timestamp", line)
-            continue
-        row["TimeGenerated"] = stamp
+        if row["TimeGenerated"] is None:  # neither start nor end
+            if fallback is None:
+                yield Rejected(n, "VPC flow record has no start/end time and the object no "
+                                  "timestamp", line)
+                continue
+            row["TimeGenerated"] = fallback
         yield row
     if names is None:
         raise FormatError("VPC flow log object is empty (not even a header line)")
