@@ -79,7 +79,8 @@ def sniff_events(head: str) -> bool:
         return False
     try:
         first, _ = json.JSONDecoder().raw_decode(start)
-    except ValueError:  # the first value is longer than the head: look at its top-level keys
+    except (ValueError, RecursionError):  # the first value is longer than the head (or
+        # nested past the decoder's depth): look at its top-level keys
         m = _DETAIL_TYPE.search(start[:4000])
         if m:
             return m.group(1) in DETAIL_TYPES

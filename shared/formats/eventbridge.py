@@ -29,7 +29,7 @@ TABLES = {"cloudtrail": "AWSCloudTrail", "guardduty": "AWSGuardDuty",
 
 def sniff_any(head: str) -> bool:
     """The head holds events of one of the three kinds (each parser's first check)."""
-    return sniff_events(head) or securityhub.sniff(head) or guardduty.sniff(head)
+    return guardduty.sniff(head) or securityhub.sniff(head) or sniff_events(head)
 
 
 def kind_of_value(value: Any) -> str | None:
