@@ -239,3 +239,95 @@ def test_one_tables_dcr_failing_retries_only_what_was_not_accepted(world):
     assert [r["Outcome"] for r in rows] == ["retrying"] * 3 + ["delivered"] * 3
     final = {r["TargetTable"]: r["RecordsOut"] for r in rows if r["Outcome"] == "delivered"}
     assert final == {s.removeprefix("Custom-"): n for s, n in counts.items()}
+
+
+def test_a_table_in_another_dcr_on_another_endpoint_trips_only_that_endpoints_breaker(world):
+    # GIVEN the flow table routed to a second endpoint (the same emulator under the name
+    # `localhost`: another endpoint for the connector), whose stream fails on every attempt
+    src = world.add_source("nfwroute")
+    data, counts = netfirewall_mixed(20)
+    world.put(src, NFW_KEY.format("routed"), data)
+    default = world.stack.env["LOGS_INGESTION_ENDPOINT"]
+    other = default.replace("127.0.0.1", "localhost")
+    assert other != default
+    routes = {"AWSNetworkFirewallFlow": {"endpoint": other,
+                                         "dcrImmutableId": world.stack.env["DCR_IMMUTABLE_ID"]}}
+    world.configure(DCR_ROUTES=json.dumps(routes), UPLOAD_MAX_ATTEMPTS="2",
+                    MAX_UPLOADS_IN_FLIGHT="1", CIRCUIT_FAILURE_THRESHOLD="100")
+    host = world.host()
+    host.run_timer()
+    world.stack.ingestion.inject(503, stream=FLOW, count=2 * host.max_dequeue)
+    result = host.drain()
+    # THEN the alert and TLS tables were delivered on the first attempt and never resent; the
+    # flow records were retried, then dead-lettered naming their table and stream
+    assert result.failed == host.max_dequeue - 1
+    for stream in (ALERT, TLS):
+        ports = [r["SrcPort"] for r in world.accepted(stream)]
+        assert len(ports) == counts[stream] == len(set(ports)), stream
+    assert world.accepted(FLOW) == []
+    [item] = host.poison_items()
+    assert item["kind"] == "delivery_transient" and FLOW in item["reason"]
+    # each attempt's failure counted against the flow table's endpoint only
+    from shared import pipeline
+    conn = pipeline.connector()
+    assert conn.breaker_at(other).snapshot()["failures"] == host.max_dequeue
+    assert conn.breaker_at(default).snapshot()["failures"] == 0
+
+
+# ---- units: the kinds setting, the health rows ---------------------------------------------
+
+def _source(kinds):
+    from shared.config import load_settings
+
+    source = {"name": "s", "queueUrl": "https://sqs.us-east-1.amazonaws.com/1/q",
+              "region": "us-east-1", "accessKeyIdSecret": "a", "secretAccessKeySecret": "b",
+              "buckets": {"logs": [""]}, "kinds": kinds}
+    return load_settings({"AWS_SOURCES": json.dumps([source]),
+                          "LOGS_INGESTION_ENDPOINT": "https://x", "DCR_IMMUTABLE_ID": "dcr-1",
+                          "KEY_VAULT_URL": "https://v", "AzureWebJobsStorage": "x"}).sources[0]
+
+
+def test_a_prefix_may_be_declared_for_several_kinds_and_the_longest_prefix_wins() -> None:
+    s = _source({"firehose/": "cloudtrail", "firehose/eb/": ["guardduty", "securityhub"]})
+    assert s.kinds_for("firehose/eb/2025/x") == {"guardduty", "securityhub"}
+    assert s.kinds_for("firehose/ct/2025/x") == {"cloudtrail"}
+    assert s.kinds_for("other/x") == frozenset()
+
+
+def test_a_bad_kind_in_a_list_is_reported() -> None:
+    import pytest
+
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        _source({"firehose/": ["guardduty", "guardduty-findings"]})
+    assert any("kinds['firehose/']" in p and "or a list of them" in p
+               for p in err.value.problems)
+
+
+def test_health_rows_split_per_table_and_sum_to_the_object() -> None:
+    from shared.health import ObjectStats, TableCounts
+
+    stats = ObjectStats("s", "b", "k", format="network-firewall-alert",
+                        table="AWSNetworkFirewallAlert", records_in=20, records_out=14,
+                        records_dropped=3, records_skipped=1, records_filtered=2,
+                        filtered_by={"r1": 2}, bytes_in=999, batches=4)
+    stats.routes = {"AWSNetworkFirewallAlert": TableCounts(records=10, accepted=8, batches=2),
+                    "AWSNetworkFirewallFlow": TableCounts(records=7, accepted_before=2,
+                                                          accepted=2, dead=1, filtered=2,
+                                                          filtered_by={"r1": 2}, batches=1),
+                    "AWSNetworkFirewallTls": TableCounts(records=0)}  # none: no row
+    stats.finish("partial", None)
+    own, flow = stats.rows()
+    assert (own["TargetTable"], flow["TargetTable"]) == ("AWSNetworkFirewallAlert",
+                                                         "AWSNetworkFirewallFlow")
+    assert flow["RecordsIn"] == 7 and flow["RecordsOut"] == 4 and flow["RecordsDropped"] == 1
+    assert flow["FilteredByRule"] == {"r1": 2} and "FilteredByRule" not in own
+    assert flow["Bytes"] == 0 and own["Bytes"] == 999 and flow["Outcome"] == "partial"
+    for name in ("RecordsIn", "RecordsOut", "RecordsDropped", "RecordsFiltered", "Batches",
+                 "RecordsSkipped"):
+        assert own[name] + flow[name] == stats.row()[name], name
+    assert stats.filtered_by == {"r1": 2}  # the object's own counts are not changed
+    single = ObjectStats("s", "b", "k", table="AWSVPCFlow", records_in=3)
+    [row] = single.rows()
+    assert row["TargetTable"] == "AWSVPCFlow" and row["RecordsIn"] == 3
