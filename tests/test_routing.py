@@ -331,3 +331,34 @@ def test_health_rows_split_per_table_and_sum_to_the_object() -> None:
     single = ObjectStats("s", "b", "k", table="AWSVPCFlow", records_in=3)
     [row] = single.rows()
     assert row["TargetTable"] == "AWSVPCFlow" and row["RecordsIn"] == 3
+
+
+def test_a_large_mixed_object_holds_one_open_batch_per_table_not_its_records(world):
+    # GIVEN mixed Network Firewall objects of 7k and 42k events (6x; 42k encoded rows are
+    # ~19 MB: holding them would show)
+    import tracemalloc
+
+    from shared import pipeline
+
+    world.stack.ingestion.keep_records = False
+    try:
+        src = world.add_source("nfwmem")
+        world.configure()
+        conn = pipeline.connector()
+        peaks = []
+        for copies in (1000, 6000):
+            key = NFW_KEY.format(f"mem{copies}")
+            data, counts = netfirewall_mixed(copies)
+            world.put(src, key, data)
+            body = json.dumps({"source": src["name"], "bucket": src["_bucket"], "key": key})
+            tracemalloc.start()
+            try:
+                stats = pipeline.process_object(conn, body)
+                peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
+            finally:
+                tracemalloc.stop()
+            # THEN every record was accepted, and the peak does not grow with the records
+            assert stats.outcome == "delivered" and stats.records_out == sum(counts.values())
+        assert peaks[1] < peaks[0] + 8, peaks  # 35k more rows held would be ~16 MB more
+    finally:
+        world.stack.ingestion.keep_records = True
