@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
@@ -44,8 +43,7 @@ def sniff(head: str) -> bool:
         ('"logEvents"' in head or '"logGroup"' in head)
 
 
-@dataclass(frozen=True)
-class LogEvent:
+class LogEvent(NamedTuple):  # a tuple: one per log event, made cheaply
     """One entry of a DATA_MESSAGE's ``logEvents``, with the payload's log group/stream."""
 
     position: int

@@ -190,17 +190,16 @@ def parse_cloudwatch_logs(own: str, text: TextSource, ctx: ObjectContext) -> Ite
             VPCFLOW_TABLE: "CloudWatch Logs subscription data of flow logs"}.get(
                 own, "CloudWatch Logs subscription data")
     table, mapper = own, mappers[own]
+    log_event = cloudwatch.LogEvent
     for item in cloudwatch.log_events(text, what):
-        if not isinstance(item, cloudwatch.LogEvent):
+        if type(item) is not log_event:
             yield item
             continue
         if item.index == 0:
             table = _payload_table(item)
             mapper = mappers[table]
         out = mapper(item)
-        if table != own and isinstance(out, dict):
-            out = Routed(table, out)
-        yield out
+        yield Routed(table, out) if table != own and type(out) is dict else out
 
 
 def parse_cloudwatch_cloudtrail(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:

@@ -59,6 +59,9 @@ def kind_of_value(value: Any) -> str | None:
 def other_kind(value: Any, own: str) -> str | None:
     """The kind of ``value`` when it is one of the other two (None: the parser's own, or
     nothing known, which the parser rejects with its own reason as before)."""
+    if own == "guardduty" and type(value) is dict and "schemaVersion" in value \
+            and "detail-type" not in value:
+        return None  # a bare GuardDuty finding (the export's every line): the fast path
     kind = kind_of_value(value)
     return kind if kind is not None and kind != own else None
 
