@@ -37,6 +37,14 @@ AWSCloudTrail, AWSGuardDuty and AWSSecurityHubFindings rows come only from AWS's
 or a prefix the source declares (``provenance``): content alone raises
 ``UndeclaredKindError``.
 
+Formats with ``tables`` (Network Firewall, the CloudWatch Logs formats, the EventBridge ones:
+``cloudtrail-events``, ``securityhub``, ``guardduty``) read objects that may hold records of
+several tables and yield the other tables' rows as ``Routed(table, row)``; formats sharing an
+``envelope`` read each other's objects, so detection may pick one of them for an object
+whose head is of another (its key's format holding only other types' events; a sensitive kind
+not declared, when a format of the envelope may be chosen: its records are then refused per
+record by the pipeline, the others delivered).
+
 Binary objects (VPC Flow Logs in Parquet) cannot be parsed from decoded text: when
 ``wants_bytes(fmt, head)`` the caller passes the whole decompressed object to
 ``fmt.parse_bytes(data, ctx)`` instead of ``fmt.parse(text, ctx)``.
