@@ -201,3 +201,50 @@ def batches(rows: Iterable[tuple[int, dict[str, Any]]], max_bytes: int, *,
     if out:
         current.size = size
         yield current
+
+
+class Batcher:
+    """``batches`` for rows that arrive one at a time, for one table of an object whose
+    records go to several (``routing``): ``add`` returns what is ready (a full batch, or an
+    ``Oversize``) or None; ``flush`` the open batch at the end. The same bytes and cuts as
+    ``batches`` (``tests/test_batching.py`` compares them)."""
+
+    def __init__(self, max_bytes: int, *, on_clip: Callable[[int], None] | None = None):
+        self.max_bytes = max_bytes
+        self.limit = max_bytes - 2
+        self.check = min(self.limit, FIELD_LIMIT)
+        self.on_clip = on_clip
+        self.current = Batch()
+        self.size = 1
+
+    def add(self, position: int, row: dict[str, Any]) -> Union[Batch, Oversize, None]:
+        try:
+            try:
+                data = orjson.dumps(row, option=_OPTS)
+            except TypeError:
+                data = _dumps(row)
+        except (RecursionError, ValueError) as err:  # a value nested ~1000 deep: this row only
+            return Oversize(position, -1, f"record {position} cannot be serialised as JSON "
+                                          f"({type(err).__name__}: {err})")
+        n = len(data) + 1
+        if n > self.check:
+            if n > FIELD_LIMIT:
+                data = encode(row, self.on_clip)
+                n = len(data) + 1
+            if n > self.limit + 1:
+                return Oversize(position, n - 1)
+        ready = None
+        if self.size + n > self.max_bytes and self.current.rows:
+            ready = self.flush()
+        self.size += n
+        self.current.rows.append(data)
+        self.current.positions.append(position)
+        return ready
+
+    def flush(self) -> Batch | None:
+        """The open batch (None when empty); a new one is started."""
+        if not self.current.rows:
+            return None
+        done, self.current = self.current, Batch()
+        done.size, self.size = self.size, 1
+        return done

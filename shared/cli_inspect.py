@@ -23,6 +23,7 @@ from . import formats
 from .config import Source, load_sources
 from .errors import ConfigError, ConnectorError, FormatError
 from .formats.base import iso
+from .formats.provenance import SENSITIVE, allowed_kinds
 from .reader import TextSource, decompress
 from .schemas import all_schemas, violations
 
@@ -46,7 +47,9 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
     Keys: file, key, format, table, stream, records (rows mapped), rejected
     ([{position, reason}]), skipped (count), skipped_reasons, schema_errors
     ([{position, problems}]), rows (the first ``rows`` mapped rows), error (None, or why the
-    object as a whole could not be read).
+    object as a whole could not be read), routed ({table: n} records of other tables than
+    ``table`` in the object, sent to their own), undeclared ({table: n} records the
+    provenance rules refuse: their kind is not declared for the prefix).
     """
     file = Path(path)
     key = key or file.name
@@ -55,10 +58,11 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
         "records": 0, "rejected": [], "skipped": 0, "skipped_reasons": [],
         "schema_errors": [], "rows": [], "error": None,
         "filtered": 0, "filtered_by_rule": {}, "bytes_sent": 0, "bytes_filtered": 0,
+        "routed": {}, "undeclared": {},
     }
     if source is not None:  # the source's formatRules and kinds, as the pipeline applies them
         fmt = fmt or source.format_for(key)
-        kind = kind or source.kind_for(key)
+        kind = kind or source.kinds_for(key) or None
     try:
         mtime = iso(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
         text = TextSource(decompress(_chunks(file), where=str(file)), where=str(file))
@@ -75,8 +79,18 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
     else:
         items = chosen.parse(text, ctx)
     skipped_reasons: set[str] = set()
+    declared = (frozenset() if not kind else frozenset((kind,)) if isinstance(kind, str)
+                else frozenset(kind))
+    allowed = allowed_kinds(chosen, key, override=fmt, declared=declared)
     try:
         for item in items:
+            table = chosen.table
+            if isinstance(item, formats.Routed):  # a record of another table (Format.tables)
+                table, item = item
+                if SENSITIVE.get(table, None) not in (None, *allowed):
+                    result["undeclared"][table] = result["undeclared"].get(table, 0) + 1
+                    continue  # the pipeline dead-letters it (provenance.undeclared_records)
+                result["routed"][table] = result["routed"].get(table, 0) + 1
             if isinstance(item, formats.Rejected):
                 result["rejected"].append({"position": item.position, "reason": item.reason})
             elif isinstance(item, formats.Skipped):
@@ -85,7 +99,7 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
             else:
                 result["records"] += 1
                 size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False))
-                rule = source.filters.rule_for(chosen.table, item) if source else None
+                rule = source.filters.rule_for(table, item) if source else None
                 if rule is not None:
                     result["filtered"] += 1
                     by_rule = result["filtered_by_rule"]
@@ -93,7 +107,7 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
                     result["bytes_filtered"] += size
                     continue
                 result["bytes_sent"] += size
-                problems = violations(chosen.table, item) if chosen.table else []
+                problems = violations(table, item) if table else []
                 if problems:
                     result["schema_errors"].append({"position": result["records"],
                                                     "problems": problems})
@@ -108,7 +122,7 @@ def inspect_file(path: str, fmt: str | None = None, *, key: str | None = None,
 def exit_code(result: dict[str, Any]) -> int:
     if result["error"]:
         return 2
-    return 1 if result["rejected"] or result["schema_errors"] else 0
+    return 1 if result["rejected"] or result["schema_errors"] or result["undeclared"] else 0
 
 
 def render(result: dict[str, Any]) -> str:
@@ -123,6 +137,11 @@ def render(result: dict[str, Any]) -> str:
     lines.append(f"records:  {result['records']} mapped, {len(result['rejected'])} rejected, "
                  f"{result['skipped']} skipped, {len(result['schema_errors'])} with schema "
                  "errors")
+    for table, n in sorted(result["routed"].items()):
+        lines.append(f"routed:   {n} record(s) of the object to {table} (their own table)")
+    for table, n in sorted(result["undeclared"].items()):
+        lines.append(f"refused:  {n} record(s) look like {table} records, a kind not declared "
+                     "for this prefix (the source's \"kinds\" setting): dead-lettered")
     if result["filtered"]:
         total = result["bytes_sent"] + result["bytes_filtered"]
         share = 100.0 * result["bytes_filtered"] / total if total else 0.0

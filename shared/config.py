@@ -45,7 +45,8 @@ class Source:
     buckets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     format_rules: tuple[FormatRule, ...] = ()
     # key prefix -> sensitive kind (cloudtrail, guardduty, securityhub) that prefix carries,
-    # longest prefix first: the only way content without AWS's key layout becomes such rows
+    # longest prefix first: the only way content without AWS's key layout becomes such rows.
+    # A prefix declared for several kinds (an EventBridge stream of findings) has one pair each
     kinds: tuple[tuple[str, str], ...] = ()
     filters: Filters = field(default_factory=Filters)  # shared/filters.py: drop before batching
     # key prefixes whose unrecognised objects go to AWSS3Raw_CL; anything else unrecognised is
@@ -65,11 +66,23 @@ class Source:
         return any(key.startswith(p) for p in prefixes)
 
     def kind_for(self, key: str) -> str | None:
-        """The kind the source declares for ``key``'s prefix (``"kinds"``), or None."""
+        """The kind the source declares for ``key``'s prefix (``"kinds"``), or None (the
+        first, when the prefix is declared for several: see ``kinds_for``)."""
         for prefix, kind in self.kinds:
             if key.startswith(prefix):
                 return kind
         return None
+
+    def kinds_for(self, key: str) -> frozenset[str]:
+        """Every kind the source declares for ``key``'s longest declared prefix."""
+        match = None
+        out = set()
+        for prefix, kind in self.kinds:
+            if match is None and key.startswith(prefix):
+                match = prefix
+            if prefix == match:
+                out.add(kind)
+        return frozenset(out)
 
     def allows_raw(self, key: str) -> bool:
         """True when an unrecognised object under ``key`` may go to the raw table."""
@@ -367,8 +380,9 @@ def _parse_sources(r: _Reader) -> tuple[Source, ...]:
 
 
 def _parse_kinds(r: _Reader, where: str, raw: Any) -> tuple[tuple[str, str], ...]:
-    """``"kinds": {"<key prefix>": "cloudtrail" | "guardduty" | "securityhub"}``: the prefixes
-    whose objects may become rows of those tables by their content (shared/formats/provenance)."""
+    """``"kinds": {"<key prefix>": "cloudtrail" | "guardduty" | "securityhub" | [kind, ...]}``:
+    the prefixes whose objects (or records, in an object of several kinds) may become rows of
+    those tables by their content (shared/formats/provenance)."""
     if raw is None:
         return ()
     from .formats.provenance import KINDS
@@ -377,12 +391,15 @@ def _parse_kinds(r: _Reader, where: str, raw: Any) -> tuple[tuple[str, str], ...
         r.errors.append(f"{where}: kinds must map key prefix -> kind ({', '.join(sorted(KINDS))})")
         return ()
     out = []
-    for prefix, kind in raw.items():
-        if kind not in KINDS:
-            r.errors.append(f"{where}: kinds[{prefix!r}] is {kind!r}; expected one of "
-                            f"{', '.join(sorted(KINDS))}")
-            continue
-        out.append((prefix, kind))
+    for prefix, value in raw.items():
+        listed = value if isinstance(value, list) and value else [value]
+        for kind in listed:
+            if not isinstance(kind, str) or kind not in KINDS:
+                r.errors.append(f"{where}: kinds[{prefix!r}] is {value!r}; expected one of "
+                                f"{', '.join(sorted(KINDS))} (or a list of them)")
+                break
+        else:
+            out.extend((prefix, kind) for kind in dict.fromkeys(listed))
     return tuple(sorted(out, key=lambda pk: -len(pk[0])))
 
 

@@ -28,8 +28,26 @@ def _now() -> str:
 
 
 @dataclass
+class TableCounts:
+    """The records of one table in an object whose records go to several (``routing``)."""
+
+    records: int = 0          # read and routed to this table
+    accepted_before: int = 0  # accepted on earlier attempts (in the checkpoint)
+    accepted: int = 0         # accepted on this attempt (upload threads)
+    dead: int = 0             # dead-lettered by this attempt
+    filtered: int = 0
+    filtered_by: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+
+    def filter(self, rule: str) -> None:
+        self.filtered += 1
+        self.filtered_by[rule] = self.filtered_by.get(rule, 0) + 1
+
+
+@dataclass
 class ObjectStats:
-    """What happened to one object; becomes one health row."""
+    """What happened to one object; becomes one health row (``rows``: one per table the
+    object's records went to, when they went to several)."""
 
     source: str
     bucket: str
@@ -55,6 +73,9 @@ class ObjectStats:
     outcome: str = ""
     error: str | None = None
     integrity: str | None = None  # which integrity check ran on the read (objects.py)
+    # an object of several tables (Format.tables): the counts of each (the fields above are
+    # the whole object's)
+    routes: dict[str, TableCounts] = field(default_factory=dict)
 
     def filtered(self, rule: str) -> None:
         self.records_filtered += 1
@@ -112,6 +133,39 @@ class ObjectStats:
             "Attempt": self.attempt, "IntegrityCheck": self.integrity,
         }
         return {k: v for k, v in row.items() if v is not None}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The object's health rows: one, or for an object whose records went to several
+        tables one per table, so that a table's rows reconcile with the RecordsOut of the
+        rows naming it (the workbook and the alert sum RecordsOut by TargetTable). The first
+        row is the object's own (``table``, the detected format's): it keeps what belongs to
+        no table (rejected and skipped records, Bytes, FieldsClipped); each other row counts
+        that table's records alone (RecordsIn = RecordsOut + dead-lettered + filtered)."""
+        row = self.row()
+        others = {t: c for t, c in self.routes.items() if t != self.table and c.records}
+        if not others:
+            return [row]
+        out = [row]
+        for table, c in sorted(others.items()):
+            extra = {"TargetTable": table, "RecordsIn": c.records,
+                     "RecordsOut": c.accepted_before + c.accepted, "RecordsDropped": c.dead,
+                     "RecordsFiltered": c.filtered, "RecordsSkipped": 0, "FieldsClipped": 0,
+                     "Bytes": 0, "Batches": c.batches}
+            for name, value in extra.items():
+                if name in row and name != "TargetTable":
+                    row[name] -= value  # the object's own row keeps the remainder
+            other = {**row, **extra}
+            other.pop("FilteredByRule", None)
+            if c.filtered_by:
+                other["FilteredByRule"] = dict(c.filtered_by)
+                mine = dict(row.get("FilteredByRule") or {})
+                for rule, n in c.filtered_by.items():
+                    mine[rule] = mine.get(rule, 0) - n
+                row["FilteredByRule"] = {r: n for r, n in mine.items() if n} or None
+                if row["FilteredByRule"] is None:
+                    del row["FilteredByRule"]
+            out.append(other)
+        return out
 
 
 @dataclass

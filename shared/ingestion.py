@@ -158,6 +158,7 @@ class Ingestor:
             endpoint=endpoint, credential=credential, retry_total=0,
             transport=RequestsTransport(session=session, session_owner=True,
                                         connection_timeout=10, read_timeout=read_timeout))
+        self.endpoint = endpoint
         self.rule_id = rule_id
         self.policy = policy
         self.in_flight = in_flight
@@ -285,6 +286,101 @@ class Ingestor:
         for fut in done:
             err = fut.exception()
             if isinstance(err, TransientDeliveryError):
+                report.transient = report.transient or err
+            elif err is not None:
+                raise err
+
+
+class Uploads:
+    """One object's batches of several tables, each to its own DCR stream (``routing``),
+    through one pool: at most ``in_flight`` requests at a time for the whole object, whatever
+    the number of tables.
+
+    A table whose batch failed transiently (its endpoint or DCR down past the retries) takes
+    no more batches: they are not accepted, so the object's retry sends them (the checkpoint
+    knows every accepted position, whatever its table); the other tables go on, so one
+    failing DCR does not hold the others' records back. ``deadline`` as in ``Ingestor.send``:
+    past it no batch of any table starts. ``on_accepted(table, batch)`` runs serialised, from
+    the upload threads."""
+
+    def __init__(self, in_flight: int, on_accepted: Callable[[str, Batch], None], *,
+                 deadline: float | None = None):
+        self.in_flight = max(1, in_flight)
+        self.deadline = deadline
+        self.reports: dict[str, DeliveryReport] = {}
+        self._on_accepted = on_accepted
+        self._lock = threading.Lock()
+        self._callback_lock = threading.Lock()
+        self._pending: dict[Future[None], str] = {}
+        self._expired: TransientDeliveryError | None = None
+        self._pool = ThreadPoolExecutor(max_workers=self.in_flight,
+                                        thread_name_prefix="upload")
+
+    def report(self, table: str) -> DeliveryReport:
+        if table not in self.reports:
+            self.reports[table] = DeliveryReport()
+        return self.reports[table]
+
+    def stopped(self, table: str) -> bool:
+        """True when ``table`` takes no more batches (a transient failure, or the deadline)."""
+        report = self.reports.get(table)
+        return self._expired is not None or (report is not None and
+                                             report.transient is not None)
+
+    def submit(self, table: str, ingestor: Ingestor, stream: str,
+               item: Union[Batch, Oversize]) -> None:
+        """Send ``item`` of ``table`` (waits while ``in_flight`` requests are out); a batch
+        of a stopped table is not sent (the object's retry sends it)."""
+        report = self.report(table)
+        if isinstance(item, Oversize):
+            with self._lock:
+                report.add_dead([item.position], RecordTooLargeError(
+                    item.reason or f"record {item.position} is {item.size} bytes of JSON, "
+                    "larger than one request may carry"))
+            return
+        while len(self._pending) >= self.in_flight:
+            done, _ = wait(set(self._pending), return_when=FIRST_COMPLETED)
+            self._collect(done)
+        if self.deadline is not None and self._expired is None and \
+                time.monotonic() >= self.deadline:
+            self._expired = TransientDeliveryError(
+                "the invocation's time budget ran out before every batch of the object was "
+                "sent (resumes from the checkpoint)")
+        if self._expired is not None:
+            report.transient = report.transient or self._expired
+        if report.transient is not None:
+            return
+
+        def work() -> None:
+            sink: list[Batch] = []
+            try:
+                ingestor._deliver(stream, item, report, self._lock, sink, self.deadline)
+            except TransientDeliveryError as err:
+                err.endpoint = ingestor.endpoint  # the breaker it counts against
+                raise
+            finally:
+                if sink:
+                    with self._callback_lock:
+                        for accepted in sink:
+                            self._on_accepted(table, accepted)
+
+        self._pending[self._pool.submit(work)] = table
+
+    def close(self) -> dict[str, DeliveryReport]:
+        """Wait for every request; the report of each table."""
+        try:
+            done, _ = wait(set(self._pending))
+            self._collect(done)
+        finally:
+            self._pool.shutdown(wait=True)
+        return self.reports
+
+    def _collect(self, done: set[Future[None]]) -> None:
+        for fut in done:
+            table = self._pending.pop(fut)
+            err = fut.exception()
+            if isinstance(err, TransientDeliveryError):
+                report = self.reports[table]
                 report.transient = report.transient or err
             elif err is not None:
                 raise err

@@ -26,7 +26,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 
 from . import checkpoints as cp
 from . import filters, formats, poison
-from .batching import batches
+from .batching import Batcher, batches
 from .config import Settings, Source, load_settings
 from .credentials import MONITOR_SCOPE, AwsSessions, KeyVaultSecrets, azure_credential
 from .errors import (
@@ -44,6 +44,7 @@ from .errors import (
     TransientError,
     WorkItemRefused,
 )
+from .formats import provenance
 from .health import (
     HEALTH_TABLE,
     Check,
@@ -51,10 +52,11 @@ from .health import (
     HealthBuffer,
     ObjectStats,
     PollStats,
+    TableCounts,
     report,
     run_check,
 )
-from .ingestion import CircuitBreaker, Ingestor, RetryPolicy
+from .ingestion import CircuitBreaker, Ingestor, RetryPolicy, Uploads
 from .logsafe import get_logger
 from .logsetup import pin_third_party_loggers
 from .notifications import ObjectRef, parse_body
@@ -482,7 +484,7 @@ def process_object(conn: Connector, body: str | bytes, *, dequeue_count: int = 1
                    "partial" if stats.dead_total or dead else "delivered")
         stats.finish(outcome, ref.event_time, dead[0] if dead else None)
     finally:
-        conn.emit_health([stats.row()])
+        conn.emit_health(stats.rows())  # one per table the object's records went to
     return stats
 
 
@@ -565,14 +567,19 @@ def _attempt(conn: Connector, ref: ObjectRef, stats: ObjectStats,
     if ref.replay:
         progress.dead = cp.Ranges()  # the operator fixed the cause: try those records again
     owner = uuid.uuid4().hex
-    gate: list[CircuitBreaker] = []  # the breaker of the object's endpoint, once known
+    gate: list[CircuitBreaker] = []  # the breakers of the object's endpoints, once known
     try:
         with conn.checkpoints.keep_lease(
-                ref, progress, also=lambda: gate and gate[0].renew_probe(owner)):
+                ref, progress, also=lambda: [b.renew_probe(owner) for b in gate]):
             dead = deliver_object(conn, source, ref, progress, stats, owner=owner, gate=gate)
     except Exception as err:
         if isinstance(err, TransientDeliveryError) and gate:
-            gate[0].failure(owner)
+            failed = getattr(err, "endpoint", None)  # set when one of several endpoints failed
+            for breaker in gate:
+                if failed is None or breaker.endpoint == failed:
+                    breaker.failure(owner)
+                else:
+                    breaker.success(owner)  # its tables' records were delivered
         if isinstance(err, Deferred):
             progress.attempts -= 1  # not an attempt: the item waits
         else:
@@ -593,8 +600,8 @@ def _attempt(conn: Connector, ref: ObjectRef, stats: ObjectStats,
         wrapped = TransientError(f"unexpected {type(err).__name__}: {err}")
         wrapped.first_failure = progress.first_failure
         raise wrapped from err
-    if gate:
-        gate[0].success(owner)
+    for breaker in gate:
+        breaker.success(owner)
     progress.state = cp.PARTIAL if dead or len(progress.dead) else cp.DONE
     try:
         conn.checkpoints.save(ref, progress, release=True)
@@ -616,13 +623,15 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                    stats: ObjectStats, *, owner: str = "",
                    gate: list[CircuitBreaker] | None = None) -> list[str]:
     """Stream, parse, batch and upload one object. Returns the dead-letter reasons. Raises
-    Deferred when the circuit of the table's endpoint is open (``gate`` receives that
-    breaker, so the caller reports the object's success or failure to it)."""
+    Deferred when the circuit of a table's endpoint is open (``gate`` receives the breakers
+    admitted, so the caller reports the object's success or failure to them). An object of a
+    format with ``tables`` goes through ``_deliver_routed`` (each record to its table)."""
     stream = open_object(lambda fn: conn.aws.call(source, "s3", fn), ref)
     text = TextSource(decompress(stream, where=ref.uri, limits=conn.settings.decompress_limits),
                       where=ref.uri)
     override = source.format_for(ref.key)
-    fmt = formats.detect(ref.key, text.head, override=override, kind=source.kind_for(ref.key))
+    declared = source.kinds_for(ref.key)
+    fmt = formats.detect(ref.key, text.head, override=override, kind=declared)
     if fmt is formats.RAW and override is None and not source.allows_raw(ref.key):
         # the raw table is readable by everyone in the workspace: only prefixes that opt in.
         # A read fault met in the head (an unsupported container, a bomb) is the better reason.
@@ -636,14 +645,26 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         stats.bytes_in = stream.bytes_read
         log.info("%s is %s: not ingested (%s)", ref.uri, fmt.name, fmt.description)
         return []
-    breaker = conn.breaker_for(fmt.table)
-    wait = breaker.admit(owner)
+    allowed = provenance.allowed_kinds(fmt, ref.key, override=override, declared=declared)
+    if fmt.tables:  # records of several tables: admit every endpoint they may go to
+        tables = [t for t in fmt.routes if provenance.SENSITIVE.get(t) in (None, *allowed)]
+        breakers = list({b.endpoint: b for b in map(conn.breaker_for, tables)}.values())
+        wait = max(b.retry_in() for b in breakers)  # no probe taken unless all may go
+    else:
+        breakers = [conn.breaker_for(fmt.table)]
+        wait = 0.0
+    for breaker in breakers if wait <= 0 else ():
+        wait = breaker.admit(owner)
+        if wait > 0:
+            break
+        if gate is not None:
+            gate.append(breaker)
     if wait > 0:
         # the endpoint is failing for every instance: park the item, spend no attempt
-        raise Deferred(f"circuit of {fmt.table}'s endpoint open for {wait:.0f}s more",
-                       delay=wait)
-    if gate is not None:
-        gate.append(breaker)
+        raise Deferred(f"circuit of {fmt.table}'s endpoint open for {wait:.0f}s more"
+                       if len(breakers) == 1 else
+                       f"circuit of an endpoint of {', '.join(tables)} open for {wait:.0f}s "
+                       "more", delay=wait)
     ctx = formats.ObjectContext(source=ref.source, bucket=ref.bucket, key=ref.key,
                                 event_time=ref.event_time)
     # records the parser rejected: positions, distinct reasons and a few samples, never the
@@ -710,10 +731,33 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         except AzureError as err:  # progress is saved again at the end; only a resume is lost
             log.warning("%s: checkpoint not saved: %s", ref.uri, err)
 
-    result = conn.ingestor(fmt.table).send(
-        stream_of(fmt.table),
-        batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
-        on_accepted=accepted, deadline=stats.started + conn.settings.invocation_budget_seconds)
+    def routed_accepted(table: str, batch: Any) -> None:
+        counts = stats.routes[table]
+        counts.accepted += len(batch)
+        counts.batches += 1
+        accepted(batch)
+
+    def note_rejected(position: int, item: formats.Rejected) -> None:
+        if position not in progress.dead:  # not reported again on a retry
+            rejected.add(position)
+            if len(rejected_lines) < 2000:
+                rejected_lines.append(item.position)  # as the parser counts
+            if len(rejected_reasons) < 100:
+                rejected_reasons.add(item.reason)
+            if len(rejected_samples) < 3:
+                rejected_samples.append(f"line {item.position}: {item.raw}")
+
+    deadline = stats.started + conn.settings.invocation_budget_seconds
+    undeclared: dict[str, _Undeclared] = {}
+    if fmt.tables:  # records of several tables: each to its own DCR stream
+        results = _send_routed(conn, source, fmt, items, progress, stats, allowed, undeclared,
+                               on_rejected=note_rejected, fault=fault, text=text,
+                               accepted=routed_accepted, deadline=deadline)
+    else:
+        results = {fmt.table: conn.ingestor(fmt.table).send(
+            stream_of(fmt.table),
+            batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
+            on_accepted=accepted, deadline=deadline)}
     if binary is not None:
         binary.close()
     stats.bytes_in = stream.bytes_read
@@ -745,18 +789,142 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                             "lines": [n for n, _, _ in text.long_lines]}
         conn.dead_letter(envelope)
         reasons.append(err.message)
-    for dead in result.dead:
-        stats.records_dropped += len(dead.positions)
-        conn.dead_letter(poison.for_object(ref, dead.error, stage="deliver",
-                                           attempts=dead.attempts, table=fmt.table,
-                                           positions=dead.positions))
-        progress.dead.update(dead.positions)
-        reasons.append(dead.error.message)
-    if result.transient is not None:
-        raise result.transient
+    for table, tally in undeclared.items():  # records of a kind the prefix does not carry
+        err = provenance.undeclared_records(table, tally.count, ref.key, declared)
+        stats.records_dropped += tally.count
+        stats.routes[table].dead += tally.count
+        conn.dead_letter(poison.for_object(ref, err, stage="parse", attempts=progress.attempts,
+                                           table=table, positions=tally.ranges))
+        progress.dead.update(tally.ranges)
+        reasons.append(err.message)
+    transient = None
+    for table, result in results.items():
+        for dead in result.dead:  # each envelope names the table of its records
+            stats.records_dropped += len(dead.positions)
+            if table in stats.routes:
+                stats.routes[table].dead += len(dead.positions)
+            conn.dead_letter(poison.for_object(ref, dead.error, stage="deliver",
+                                               attempts=dead.attempts, table=table,
+                                               positions=dead.positions))
+            progress.dead.update(dead.positions)
+            reasons.append(dead.error.message)
+        transient = transient or result.transient
+    if transient is not None:
+        raise transient
     if fault:
         raise fault[0]
     return reasons
+
+
+class _Undeclared:
+    """The positions of one object's records of a sensitive kind its prefix is not declared
+    for (``provenance``): dead-lettered together, with the setting to change."""
+
+    MAX_RUNS = 50_000  # separate stretches: past this the object is not read further
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.runs = 0
+        self.ranges = cp.Ranges()
+        self.last = -2
+
+    def add(self, position: int) -> None:
+        if position != self.last + 1:
+            self.runs += 1
+            if self.runs > self.MAX_RUNS:
+                raise FormatError(f"more than {self.MAX_RUNS} separate stretches of records of "
+                                  "kinds this prefix is not declared for: not read further "
+                                  "(declare the kinds, or send them elsewhere)")
+        self.count += 1
+        self.last = position
+        self.ranges.append(position)
+
+
+def _send_routed(conn: Connector, source: Source, fmt: formats.Format, items: Any,
+                 progress: cp.Progress, stats: ObjectStats, allowed: frozenset[str],
+                 undeclared: dict[str, _Undeclared], *, on_rejected: Any, fault: list[Any],
+                 text: TextSource, accepted: Any, deadline: float) -> dict[str, Any]:
+    """Deliver an object whose records go to several tables (``Format.tables``): each record
+    to its table's DCR stream (``Settings.route``), through one bounded pool of uploads
+    (``ingestion.Uploads``), with one open batch per table and nothing else held (a 1 GB
+    mixed object streams like a single-table one). Positions are the object's, across tables:
+    the checkpoint resumes whatever the table. A record routed to a sensitive table whose
+    kind is not ``allowed`` is not sent: its position goes to ``undeclared`` (dead-lettered
+    by the caller). Returns each table's DeliveryReport."""
+    s = conn.settings
+    own = fmt.table
+    uploads = Uploads(s.max_uploads_in_flight, accepted, deadline=deadline)
+    open_batches: dict[str, Batcher] = {}
+    targets: dict[str, tuple[Ingestor, str]] = {}
+    refused = {t for t in fmt.tables if provenance.SENSITIVE.get(t) not in (None, *allowed)}
+    done, dead = progress.done, progress.dead
+    routes = stats.routes
+    rule_for = source.filters.rule_for if source.filters else None
+
+    def send(table: str, item: Any) -> None:
+        if table not in targets:
+            targets[table] = (conn.ingestor(table), stream_of(table))
+        uploads.submit(table, *targets[table], item)
+
+    try:
+        for position, item in enumerate(items):
+            stats.records_in += 1  # read: accepted + dead-lettered + skipped at the end
+            if isinstance(item, formats.Routed):
+                table, item = item
+            elif isinstance(item, dict):
+                table = own
+            elif isinstance(item, formats.Rejected):
+                on_rejected(position, item)
+                continue
+            else:  # Skipped
+                stats.records_skipped += 1
+                continue
+            counts = routes.get(table)
+            if counts is None:
+                counts = routes[table] = TableCounts()
+            counts.records += 1
+            stats.see_time(item.get("TimeGenerated"))
+            if position in done:
+                counts.accepted_before += 1
+                continue  # settled on an earlier attempt
+            if position in dead:
+                continue
+            if table in refused:  # content alone never makes sensitive rows
+                if table not in undeclared:
+                    undeclared[table] = _Undeclared()
+                undeclared[table].add(position)
+                continue
+            rule = rule_for(table, item) if rule_for is not None else None
+            if rule is not None:  # the source's filters drop it: counted, not sent
+                stats.filtered(rule)
+                counts.filter(rule)
+                continue
+            if uploads.stopped(table):
+                if all(uploads.stopped(t) for t in routes):
+                    break  # every table met so far failed, or the time budget ran out
+                continue  # not accepted: the object's retry sends it
+            batcher = open_batches.get(table)
+            if batcher is None:
+                batcher = open_batches[table] = Batcher(s.max_batch_bytes,
+                                                        on_clip=stats.clipped)
+            ready = batcher.add(position, item)
+            if ready is not None:
+                send(table, ready)
+        else:
+            text.finish()  # a read fault the parser did not run into is still a fault
+    except ConnectorError as err:
+        # the content broke off: the open batches and the records before the fault are still
+        # sent and settled; the fault is raised after that (as on the single-table path)
+        fault.append(err)
+    finally:
+        try:
+            for table, batcher in open_batches.items():
+                last = batcher.flush()
+                if last is not None:
+                    send(table, last)
+        finally:
+            reports = uploads.close()
+    return reports
 
 
 class _Rejected:

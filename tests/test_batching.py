@@ -96,3 +96,34 @@ def test_non_string_keys_are_written_as_text_as_before():
     (batch,) = batches([(0, row)], 10_000)
     assert batch.body() == b'[{"TimeGenerated":"2024-01-01T00:00:00Z","Dyn":{"1":"a",' \
                            b'"2.5":[null]}}]'
+
+
+def test_the_one_row_at_a_time_batcher_cuts_exactly_like_batches():
+    # rows of many sizes, one over the limit, one with a field over 64 KB, one unserialisable
+    import random
+
+    from shared.batching import Batcher
+
+    rng = random.Random(7)
+    deep: list = []
+    for _ in range(1200):
+        deep = [deep]
+    pairs = [(i, {"i": i, "pad": "x" * rng.randint(0, 3000)}) for i in range(400)]
+    pairs[50] = (50, {"big": "y" * 70_000})
+    pairs[120] = (120, {"huge": ["z" * 60_000] * 3})
+    pairs[200] = (200, {"deep": deep})
+    expected = list(batches(pairs, 20_000))
+    batcher, got = Batcher(20_000), []
+    for position, row in pairs:
+        out = batcher.add(position, row)
+        if out is not None:
+            got.append(out)
+    last = batcher.flush()
+    got += [last] if last is not None else []
+    assert batcher.flush() is None
+    assert [type(b) for b in got] == [type(b) for b in expected]
+    for a, b in zip(got, expected):
+        if isinstance(a, Batch):
+            assert (a.body(), a.positions, a.size) == (b.body(), b.positions, b.size)
+        else:
+            assert (a.position, a.size) == (b.position, b.size)

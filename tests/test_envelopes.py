@@ -18,6 +18,7 @@ from golden.support import CASES, LOCAL, run
 
 from shared.config import load_settings
 from shared.errors import ConfigError, UndeclaredKindError
+from shared.formats.provenance import kind_of
 
 CT_FILES = [c for c in CASES if c.fmt == "cloudtrail" and not c.error]
 ENVELOPES = {"cloudtrail_events.jsonl": "cloudtrail-events",
@@ -63,7 +64,9 @@ def test_other_events_inside_a_cloudtrail_envelope_are_rejected_one_by_one() -> 
                       "{not json", json.dumps(events[1])])
     out = run(body.encode(), DECLARED, kind="cloudtrail")
     assert len(out.rows) == 2 and [r.position for r in out.rejected] == [2, 3]
-    assert "not a CloudTrail event" in out.rejected[0].reason
+    # the EventBridge GuardDuty event is read as one (eventbridge.route): this one has no time
+    assert "GuardDuty finding has no valid updatedAt" in out.rejected[0].reason
+    assert "not JSON" in out.rejected[1].reason
 
 
 def test_a_cloudwatch_payload_of_a_trail_with_a_foreign_log_event_rejects_only_that_one() -> None:
@@ -83,20 +86,39 @@ def test_vpc_flow_records_in_cloudwatch_logs_give_the_flow_log_file_rows() -> No
     assert out.fmt.name == "cloudwatch-vpcflow" and out.rows == expected
 
 
-@pytest.mark.parametrize("body, other", [
-    ((LOCAL / "cloudtrail_events.jsonl").read_bytes(), "guardduty"),
-    ((LOCAL / "cloudwatch_cloudtrail.json").read_bytes(), "securityhub"),
-    (next(c for c in CASES if c.fmt == "cloudtrail").file.read_bytes(), "guardduty"),
-    ((LOCAL / "guardduty_findings_from_expected.jsonl").read_bytes(), "cloudtrail"),
-    (next(c for c in CASES if c.fmt == "securityhub").file.read_bytes(), "cloudtrail"),
+@pytest.mark.parametrize("body, other, routed", [
+    ((LOCAL / "cloudtrail_events.jsonl").read_bytes(), "guardduty", "AWSCloudTrail"),
+    ((LOCAL / "cloudwatch_cloudtrail.json").read_bytes(), "securityhub", "AWSCloudTrail"),
+    (next(c for c in CASES if c.fmt == "cloudtrail").file.read_bytes(), "guardduty", None),
+    ((LOCAL / "guardduty_findings_from_expected.jsonl").read_bytes(), "cloudtrail",
+     "AWSGuardDuty"),
+    (next(c for c in CASES if c.fmt == "securityhub").file.read_bytes(), "cloudtrail",
+     "AWSSecurityHubFindings"),
 ], ids=["jsonl", "cloudwatch", "records-file", "guardduty", "securityhub"])
-def test_content_alone_never_makes_sensitive_rows(body: bytes, other: str) -> None:
+def test_content_alone_never_makes_sensitive_rows(body: bytes, other: str,
+                                                  routed: str | None) -> None:
+    key = "uploads/team-a/2025/01/01/object.json"
+    if other == "securityhub":  # a CloudWatch Logs payload: the object is read as plain
+        # CloudWatch Logs data; every CloudTrail record is routed, to be refused per record
+        for kind in (None, other):
+            out = run(body, key, kind=kind)
+            assert out.fmt.name == "cloudwatch" and out.rows == []
+            assert {r.table for r in out.routed} == {routed} and out.routed
+        return
     # GIVEN a key outside AWS's layout, no declaration
     with pytest.raises(UndeclaredKindError, match=r'"kinds": \{"uploads/team-a/": "'):
-        run(body, "uploads/team-a/2025/01/01/object.json")
-    # a prefix declared for another kind does not vouch for it either
-    with pytest.raises(UndeclaredKindError, match="declared as"):
-        run(body, "uploads/team-a/2025/01/01/object.json", kind=other)
+        run(body, key)
+    if routed is None:  # not an envelope of several kinds: a prefix declared for another
+        # kind does not vouch for it either
+        with pytest.raises(UndeclaredKindError, match="declared as"):
+            run(body, key, kind=other)
+        return
+    # an EventBridge-style stream on a prefix declared for another kind: the declared kind's
+    # parser reads it, and every record of this kind is routed to its table, where the
+    # pipeline refuses it per record with the setting to add (provenance.undeclared_records)
+    out = run(body, key, kind=other)
+    assert kind_of(out.fmt) == other and out.rows == [] and out.error is None
+    assert {r.table for r in out.routed} == {routed} and out.routed
 
 
 def _settings(kinds) -> object:

@@ -251,13 +251,16 @@ def test_waf_record_without_timestamp_is_rejected_and_the_rest_kept() -> None:
     assert len(out.rows) == 2 and [r.position for r in out.rejected] == [2]
 
 
-def test_network_firewall_flow_file_skips_other_event_types() -> None:
+def test_network_firewall_flow_file_routes_other_event_types_to_their_tables() -> None:
     case = next(c for c in CASES if c.fmt == "network-firewall-flow")
     line = plain(case.file).decode().splitlines()[0]
-    other = json.loads(line)
-    other["event"]["event_type"] = "alert"
-    out = run(_text([line, json.dumps(other)]), case.key)
-    assert len(out.rows) == 1 and [s.position for s in out.skipped] == [2]
+    alert, tls = json.loads(line), json.loads(line)
+    alert["event"]["event_type"] = "alert"
+    tls["event"].pop("event_type")
+    out = run(_text([line, json.dumps(alert), json.dumps(tls)]), case.key)
+    assert len(out.rows) == 1 and out.skipped == [] and out.rejected == []
+    assert [r.table for r in out.routed] == ["AWSNetworkFirewallAlert", "AWSNetworkFirewallTls"]
+    assert out.routed[0].row["EventType"] == "alert" and "Sni" not in out.routed[0].row
 
 
 def test_securityhub_empty_findings_skipped_and_bad_dates_dropped() -> None:

@@ -21,7 +21,8 @@ INVALID = next(c for c in CASES if c.id.startswith("cloudtrail/INVALID"))
 def test_inspect_file_reports_every_fixture(case) -> None:
     result = inspect_file(str(case.file), key=case.key, rows=2, kind=declared_kind(case.key))
     assert (result["format"], result["table"]) == (case.fmt, case.table)
-    assert result["records"] == case.rows and result["skipped"] == case.skipped
+    assert result["records"] == case.rows + case.routed and result["skipped"] == case.skipped
+    assert sum(result["routed"].values()) == case.routed and result["undeclared"] == {}
     assert result["rejected"] == [] and result["schema_errors"] == []
     assert result["error"] is None
     assert len(result["rows"]) == min(2, case.rows)

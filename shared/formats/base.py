@@ -6,6 +6,12 @@ strings, ``TimeGenerated`` from the event's own time), a ``Rejected`` (the recor
 read; it is dead-lettered with the reason), or a ``Skipped`` (not an event, e.g. a
 CONTROL_MESSAGE; counted, not sent). A parser raises ``FormatError`` when the content as a
 whole does not fit the format (wrong guess, truncated file).
+
+A format whose objects can hold records of several tables (``Format.tables``: Network Firewall
+alert/flow/TLS events, EventBridge streams of findings, CloudWatch Logs payloads of several
+log groups) yields a record of another table as ``Routed(table, row)``; its own table's rows
+stay plain dicts. The pipeline sends each table's rows to that table's DCR stream and applies
+the provenance rules to every routed record (``provenance``).
 """
 from __future__ import annotations
 
@@ -54,7 +60,25 @@ class Skipped:
     reason: str
 
 
-Item = Union[dict[str, Any], Rejected, Skipped]
+class Routed(tuple):
+    """A mapped row of another table than the format's own: ``Routed(table, row)``. A tuple
+    (two slots, no per-record dict) so a mixed object costs one small object per record."""
+
+    __slots__ = ()
+
+    def __new__(cls, table: str, row: dict[str, Any]) -> Routed:
+        return tuple.__new__(cls, (table, row))
+
+    @property
+    def table(self) -> str:
+        return self[0]
+
+    @property
+    def row(self) -> dict[str, Any]:
+        return self[1]
+
+
+Item = Union[dict[str, Any], Rejected, Skipped, Routed]
 Parser = Callable[[TextSource, ObjectContext], Iterator[Item]]
 
 
@@ -79,6 +103,17 @@ class Format:
     # Formats whose objects are binary (VPC Flow Logs Parquet) cannot be read from decoded
     # text: the caller passes the whole decompressed object as bytes instead.
     parse_bytes: Callable[[bytes, ObjectContext], Iterator[Item]] | None = None
+    # the other tables this format's parser may route records to (``Routed`` items); empty:
+    # every row is of ``table`` (the single-table path, as fast as it was)
+    tables: tuple[str, ...] = ()
+    # formats with the same envelope (e.g. "cloudwatch-logs", "eventbridge") parse the same
+    # objects and route each other's records: detection may pick one for another
+    envelope: str = ""
+
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """Every table a record of this format's objects may go to, its own first."""
+        return ((self.table,) if self.table else ()) + self.tables
 
 
 # ---- helpers shared by the mappers -------------------------------------------------------

@@ -7,13 +7,17 @@ text is JSON objects with nothing between them. A ``DATA_MESSAGE`` gives one row
 epoch milliseconds); a ``CONTROL_MESSAGE`` (the reachability check CloudWatch sends when a
 subscription is created) is skipped and counted. Firehose keys have no fixed layout
 (``<prefix>YYYY/MM/DD/HH/<stream>-...``), so this format is recognised by content only.
+
+One Firehose object can hold the payloads of several log groups (a subscription per group into
+one stream): each payload is routed by its first log event (``envelopes``): a trail's log
+group to AWSCloudTrail (where the prefix is declared for cloudtrail), a flow log group to
+AWSVPCFlow, any other to AWSCloudWatch.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
@@ -39,14 +43,14 @@ def sniff(head: str) -> bool:
         ('"logEvents"' in head or '"logGroup"' in head)
 
 
-@dataclass(frozen=True)
-class LogEvent:
+class LogEvent(NamedTuple):  # a tuple: one per log event, made cheaply
     """One entry of a DATA_MESSAGE's ``logEvents``, with the payload's log group/stream."""
 
     position: int
     event: Any
     log_group: str | None = None
     log_stream: str | None = None
+    index: int = 0  # in its payload's logEvents: 0 = the first, which routes the payload
 
 
 def log_events(text: TextSource, what: str = "CloudWatch Logs subscription data"
@@ -76,9 +80,9 @@ def log_events(text: TextSource, what: str = "CloudWatch Logs subscription data"
                            json_text(value))
             continue
         group, stream = value.get("logGroup"), value.get("logStream")
-        for event in events:
+        for index, event in enumerate(events):
             position += 1
-            yield LogEvent(position, event, group, stream)
+            yield LogEvent(position, event, group, stream, index)
 
 
 def first_message(head: str) -> str | None:
@@ -89,16 +93,19 @@ def first_message(head: str) -> str | None:
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
-    for item in log_events(text):
-        if not isinstance(item, LogEvent):
-            yield item
-            continue
-        row = _row(item.event)
-        if row is None:
-            yield Rejected(item.position, "CloudWatch log event has no valid timestamp "
-                                          "(epoch ms) or message", json_text(item.event))
-        else:
-            yield row
+    # each payload (one log group's events) goes to its own table: trail log groups to
+    # AWSCloudTrail, flow log groups to AWSVPCFlow (envelopes.parse_cloudwatch_logs)
+    from .envelopes import parse_cloudwatch_logs  # (envelopes imports this module)
+    return parse_cloudwatch_logs(TABLE, text, ctx)
+
+
+def plain_event(item: LogEvent) -> Item:
+    """One log event as an AWSCloudWatch row (or why not)."""
+    row = _row(item.event)
+    if row is None:
+        return Rejected(item.position, "CloudWatch log event has no valid timestamp "
+                                       "(epoch ms) or message", json_text(item.event))
+    return row
 
 
 def _row(event: Any) -> dict[str, Any] | None:
@@ -113,7 +120,10 @@ def _row(event: Any) -> dict[str, Any] | None:
     return {"TimeGenerated": stamp, "ExtractedTime": stamp, "Message": message}
 
 
+TABLE = "AWSCloudWatch"
 CLOUDWATCH = Format(
-    name="cloudwatch", table="AWSCloudWatch", parse=parse, sniff=sniff,
+    name="cloudwatch", table=TABLE, parse=parse, sniff=sniff,
     description="CloudWatch Logs subscription data via Firehose (DATA_MESSAGE log events; "
-                "CONTROL_MESSAGE skipped)")
+                "CONTROL_MESSAGE skipped); payloads of trail / flow log groups routed to "
+                "AWSCloudTrail / AWSVPCFlow",
+    tables=("AWSCloudTrail", "AWSVPCFlow"), envelope="cloudwatch-logs")

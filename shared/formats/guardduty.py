@@ -8,7 +8,8 @@ table (``reference/expected/AWSGuardDuty__*.csv``): ``ActivityType`` = ``type``,
 kept), ``TimeCreated`` = ``createdAt`` and ``TimeGenerated`` = ``updatedAt`` (the sample rows
 have TimeGenerated after TimeCreated; the table doc: "the last time this finding was updated").
 The same finding wrapped in an EventBridge "GuardDuty Finding" event (EventBridge -> Firehose)
-is unwrapped.
+is unwrapped; the other kinds such a stream may carry (Security Hub findings, CloudTrail
+events) are routed to their tables (``eventbridge``).
 """
 from __future__ import annotations
 
@@ -75,33 +76,44 @@ def map_finding(f: dict[str, Any]) -> dict[str, Any]:
     return compact(row)
 
 
+def finding_item(item: Any, position: int) -> Item:
+    """One finding (bare, or in its EventBridge event) as a row, or why not."""
+    finding = _finding(item)
+    if not isinstance(finding, dict) or "id" not in finding and "type" not in finding:
+        return Rejected(position, "not a GuardDuty finding (no id/type)", json_text(item))
+    row = map_finding(finding)
+    if "TimeGenerated" not in row:
+        return Rejected(position, "GuardDuty finding has no valid updatedAt/createdAt",
+                        json_text(item))
+    return row
+
+
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    from . import eventbridge  # (imports this module)
+
     if not text.head.strip():
         return  # an empty object holds no records
-    if not tolerant_sniff(sniff, text.head):
+    if not tolerant_sniff(eventbridge.sniff_any, text.head):
         raise FormatError("GuardDuty export must be JSON lines of findings "
                           "(schemaVersion, accountId, type, severity, ...)")
     position = 0
     for _, value in json_records(text, "GuardDuty export"):
         values = value if isinstance(value, list) else [value]
         for item in values:
-            position += 1
             if isinstance(item, JsonGarbage):
+                position += 1
                 yield garbage(position, item, "GuardDuty finding is not JSON")
                 continue
-            finding = _finding(item)
-            if not isinstance(finding, dict) or "id" not in finding and "type" not in finding:
-                yield Rejected(position, "not a GuardDuty finding (no id/type)",
-                               json_text(item))
+            other = eventbridge.other_kind(item, "guardduty")
+            if other is not None:  # an EventBridge stream of several kinds
+                position = yield from eventbridge.route(other, item, position)
                 continue
-            row = map_finding(finding)
-            if "TimeGenerated" not in row:
-                yield Rejected(position, "GuardDuty finding has no valid updatedAt/createdAt",
-                               json_text(item))
-                continue
-            yield row
+            position += 1
+            yield finding_item(item, position)
 
 
 GUARDDUTY = Format(
     name="guardduty", table="AWSGuardDuty", parse=parse, sniff=sniff, key_pattern=KEY,
-    description="GuardDuty findings export (JSON lines; EventBridge-wrapped findings too)")
+    description="GuardDuty findings export (JSON lines; EventBridge-wrapped findings too; "
+                "other kinds of an EventBridge stream routed to their tables)",
+    tables=("AWSSecurityHubFindings", "AWSCloudTrail"), envelope="eventbridge")

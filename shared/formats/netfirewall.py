@@ -4,12 +4,15 @@ Each line is ``{"firewall_name", "availability_zone", "event_timestamp" (epoch s
 "event": {Suricata EVE JSON}}``. The log type is in the key
 (``AWSLogs/<acct>/network-firewall/<alert|flow|tls>/<region>/<firewall>/...`` and
 ``<acct>_network-firewall_<type>_...``) and in ``event.event_type`` (alert / netflow; TLS log
-events have none). One format per table.
+events have none). One format per log type; an object of one type may still hold events of
+the others (a netflow event in an alert object): each event goes to its own type's table
+(``Routed``), so nothing valid is skipped.
 
 Mapping = Microsoft's ``AWSNetworkFirewallLog_DCR.json`` transforms, with one deliberate
 difference: those stamp ``TimeGenerated`` with the ingestion time (``now()``); here it is the
 event's own time, ``event.timestamp``, falling back to ``event_timestamp``. The transforms'
-row filters (``EventType == "alert"`` / ``"netflow"``) become ``Skipped`` items, counted. The
+row filters (``EventType == "alert"`` / ``"netflow"``) become routing: an event is mapped by
+its type's transform and sent to its type's table. The
 tables' ``Timestamp`` column (not set by the transforms) gets ``event.timestamp``. For TLS
 revocation-check events, whose fingerprint/status/action sit under
 ``event.revocation_check`` in AWS's documented example, those values fill the columns the
@@ -18,7 +21,7 @@ transform reads from ``event.*`` when the latter are absent.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import FormatError
@@ -28,7 +31,7 @@ from .base import (
     Item,
     ObjectContext,
     Rejected,
-    Skipped,
+    Routed,
     compact,
     garbage,
     json_records,
@@ -156,16 +159,26 @@ def tls_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
     })
 
 
-def _parser(kind: str, wanted: str | None, sniff: Callable[[str], bool],
-            mapper: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]):
+TABLES = {"alert": "AWSNetworkFirewallAlert", "flow": "AWSNetworkFirewallFlow",
+          "tls": "AWSNetworkFirewallTls"}
+_MAPPERS = {"alert": alert_row, "flow": flow_row, "tls": tls_row}
+
+
+def kind_of_event(ev: dict[str, Any]) -> str:
+    """The log type an event belongs to, as detection tells them apart: ``alert`` and
+    ``netflow`` events by their ``event_type``; anything else is a TLS log event (AWS writes
+    those without an ``event_type``; the TLS transform keeps every event)."""
+    event_type = ev.get("event_type")
+    return "alert" if event_type == "alert" else "flow" if event_type == "netflow" else "tls"
+
+
+def _parser(kind: str):
     def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         if not text.head.strip():
             return  # an empty object holds no records
-        if not tolerant_sniff(sniff, text.head):
+        if not tolerant_sniff(_base, text.head):  # any log type's events: each is routed
             raise FormatError(f"Network Firewall {kind} log must be JSON lines of "
-                              "{firewall_name, availability_zone, event_timestamp, event}"
-                              + (f" with event_type {wanted!r}" if wanted else
-                                 " without alert/netflow events"))
+                              "{firewall_name, availability_zone, event_timestamp, event}")
         for position, value in json_records(text, f"Network Firewall {kind} log"):
             if isinstance(value, JsonGarbage):
                 yield garbage(position, value, f"Network Firewall {kind} line is not JSON")
@@ -175,28 +188,34 @@ def _parser(kind: str, wanted: str | None, sniff: Callable[[str], bool],
                 yield Rejected(position, "not a Network Firewall log record (no event object)",
                                json_text(value))
                 continue
-            if wanted is not None and ev.get("event_type") != wanted:
-                yield Skipped(position, f"event_type {ev.get('event_type')!r} is not "
-                                        f"{wanted!r} (not a {kind} log event)")
-                continue
-            row = mapper(value, ev)
+            # each event goes to its own log type's table, whatever the object's type: a
+            # netflow event in an alert object is a flow row, never skipped
+            event_kind = kind_of_event(ev)
+            row = _MAPPERS[event_kind](value, ev)
             if "TimeGenerated" not in row:
                 yield Rejected(position, "Network Firewall record has no valid "
                                          "event.timestamp or event_timestamp", json_text(value))
                 continue
-            yield row
+            yield row if event_kind == kind else Routed(TABLES[event_kind], row)
     return parse
+
+
+def _others(kind: str) -> tuple[str, ...]:
+    return tuple(t for k, t in TABLES.items() if k != kind)
 
 
 NETFW_ALERT = Format(
     name="network-firewall-alert", table="AWSNetworkFirewallAlert",
-    parse=_parser("alert", "alert", alert_sniff, alert_row), sniff=alert_sniff,
-    key_pattern=_key("alert"), description="Network Firewall alert logs (JSON lines)")
+    parse=_parser("alert"), sniff=alert_sniff,
+    key_pattern=_key("alert"), description="Network Firewall alert logs (JSON lines)",
+    tables=_others("alert"), envelope="network-firewall")
 NETFW_FLOW = Format(
     name="network-firewall-flow", table="AWSNetworkFirewallFlow",
-    parse=_parser("flow", "netflow", flow_sniff, flow_row), sniff=flow_sniff,
-    key_pattern=_key("flow"), description="Network Firewall flow logs (JSON lines)")
+    parse=_parser("flow"), sniff=flow_sniff,
+    key_pattern=_key("flow"), description="Network Firewall flow logs (JSON lines)",
+    tables=_others("flow"), envelope="network-firewall")
 NETFW_TLS = Format(
     name="network-firewall-tls", table="AWSNetworkFirewallTls",
-    parse=_parser("tls", None, tls_sniff, tls_row), sniff=tls_sniff,
-    key_pattern=_key("tls"), description="Network Firewall TLS inspection logs (JSON lines)")
+    parse=_parser("tls"), sniff=tls_sniff,
+    key_pattern=_key("tls"), description="Network Firewall TLS inspection logs (JSON lines)",
+    tables=_others("tls"), envelope="network-firewall")

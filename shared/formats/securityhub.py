@@ -11,11 +11,12 @@ Mapping = Microsoft's ``AWSSecurityHubFindings_DCR.json`` transform, applied to 
 ``TimeGenerated`` = the event's ``time``. ``AwsSecurityFindingSeverity`` is
 ``FindingProviderFields.Severity`` as there, falling back to the finding's top-level
 ``Severity`` when a product sets no FindingProviderFields. The transform's ``RawData`` has no
-column in the table's stream (system column) and is not sent.
+column in the table's stream (system column) and is not sent. GuardDuty findings and CloudTrail
+events in the same EventBridge stream are routed to their tables (``eventbridge``).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from ..errors import FormatError
@@ -116,10 +117,38 @@ def _findings(value: Any) -> tuple[list[Any], str | None, str | None]:
     return [], None, "neither an EventBridge Security Hub event nor an ASFF finding"
 
 
+def value_items(value: Any, position: int) -> Generator[Item, None, int]:
+    """The rows (or why not) of one JSON value: an event's findings, one position each;
+    returns the last position used."""
+    findings, event_time, why = _findings(value)
+    if why:
+        position += 1
+        yield Rejected(position, why, json_text(value))
+        return position
+    if not findings:
+        position += 1
+        yield Skipped(position, "Security Hub event with an empty findings list")
+        return position
+    for finding in findings:
+        position += 1
+        if not isinstance(finding, dict):
+            yield Rejected(position, "ASFF finding is not a JSON object", json_text(finding))
+            continue
+        row = map_finding(finding, event_time)
+        if "TimeGenerated" not in row:
+            yield Rejected(position, "Security Hub finding has no valid event time or "
+                                     "UpdatedAt", json_text(finding))
+            continue
+        yield row
+    return position
+
+
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    from . import eventbridge  # (imports this module)
+
     if not text.head.strip():
         return  # an empty object holds no records
-    if not tolerant_sniff(sniff, text.head):
+    if not tolerant_sniff(eventbridge.sniff_any, text.head):
         raise FormatError("Security Hub object must hold EventBridge 'Security Hub Findings' "
                           "events (or ASFF findings)")
     position = 0
@@ -128,29 +157,15 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
             position += 1
             yield garbage(position, value, "Security Hub event is not JSON")
             continue
-        findings, event_time, why = _findings(value)
-        if why:
-            position += 1
-            yield Rejected(position, why, json_text(value))
+        other = eventbridge.other_kind(value, "securityhub")
+        if other is not None:  # an EventBridge stream of several kinds
+            position = yield from eventbridge.route(other, value, position)
             continue
-        if not findings:
-            position += 1
-            yield Skipped(position, "Security Hub event with an empty findings list")
-            continue
-        for finding in findings:
-            position += 1
-            if not isinstance(finding, dict):
-                yield Rejected(position, "ASFF finding is not a JSON object",
-                               json_text(finding))
-                continue
-            row = map_finding(finding, event_time)
-            if "TimeGenerated" not in row:
-                yield Rejected(position, "Security Hub finding has no valid event time or "
-                                         "UpdatedAt", json_text(finding))
-                continue
-            yield row
+        position = yield from value_items(value, position)
 
 
 SECURITYHUB = Format(
     name="securityhub", table="AWSSecurityHubFindings", parse=parse, sniff=sniff,
-    description="Security Hub findings (EventBridge events via Firehose; ASFF findings)")
+    description="Security Hub findings (EventBridge events via Firehose; ASFF findings; other "
+                "kinds of an EventBridge stream routed to their tables)",
+    tables=("AWSGuardDuty", "AWSCloudTrail"), envelope="eventbridge")

@@ -37,6 +37,7 @@ class Case:
     rows: int
     skipped: int = 0
     rejected: int = 0
+    routed: int = 0           # records of other tables in the object (formats.Routed)
     error: bool = False       # the object as a whole must fail with FormatError
     golden: str | None = None  # name of the golden rows file, for one fixture per format
     name: str | None = None   # S3 object name when it differs from the file name
@@ -192,7 +193,7 @@ CASES: tuple[Case, ...] = (
     Case("local:guardduty_findings_from_expected.jsonl", GD, "guardduty", "AWSGuardDuty", 10,
          golden="guardduty", name="5cb2a5a8-5a0e-4f4f-9a83-2f5c9f2e0d11.jsonl.gz"),
     Case("local:network-firewall_alert.jsonl", NFW.format(t="alert"), "network-firewall-alert",
-         "AWSNetworkFirewallAlert", 2, skipped=1, golden="network_firewall_alert",
+         "AWSNetworkFirewallAlert", 2, routed=1, golden="network_firewall_alert",
          name=NFW_NAME.format(t="alert")),
     Case("local:network-firewall_flow.jsonl", NFW.format(t="flow"), "network-firewall-flow",
          "AWSNetworkFirewallFlow", 2, golden="network_firewall_flow",
@@ -209,6 +210,7 @@ class Outcome:
     rows: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[formats.Rejected] = field(default_factory=list)
     skipped: list[formats.Skipped] = field(default_factory=list)
+    routed: list[formats.Routed] = field(default_factory=list)  # rows of other tables
     error: FormatError | None = None
 
 
@@ -239,6 +241,8 @@ def run(data: bytes, key: str, *, override: str | None = None,
                 out.rejected.append(item)
             elif isinstance(item, formats.Skipped):
                 out.skipped.append(item)
+            elif isinstance(item, formats.Routed):
+                out.routed.append(item)
             else:
                 out.rows.append(item)
     except FormatError as err:
