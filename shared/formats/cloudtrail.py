@@ -241,7 +241,8 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                     continue
             try:
                 yield map_event(ev)
-            except (KeyError, ValueError, TypeError) as err:
+            # AttributeError: a part the mapper reads into is not an object (userIdentity: "x")
+            except (KeyError, ValueError, TypeError, AttributeError) as err:
                 yield Rejected(i, f"CloudTrail record unusable: {err!r}", _text(ev) or "")
     except ValueError as err:
         raise FormatError(f"CloudTrail file is not valid JSON: {err}") from err

@@ -96,7 +96,7 @@ def _map(position: int, event: Any, raw: Any) -> Item:
                                   "CloudTrail' event whose detail is one)", json_text(raw))
     try:
         return map_event(event)
-    except (KeyError, ValueError, TypeError) as err:
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
         return Rejected(position, f"CloudTrail record unusable: {err!r}", json_text(raw))
 
 
