@@ -20,6 +20,7 @@ answers the client never heard (resets after the store). Results: ``soak-results
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import logging
@@ -66,6 +67,7 @@ class Plan:
     kill_share: float = 0.05         # objects running in a killed worker / all objects
     min_kills: int = 2
     first_kill_after: float = 5.0
+    kill_min_running: float = 0.5    # an object is killed once it ran this long (mid-object)
     timer_every: float = 4.0
     p429: float = 0.24               # of the requests outside the outage (which adds 503s)
     p503: float = 0.12
@@ -370,23 +372,26 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
         # kills spread over the writing time (a kill interrupts about 2 objects: measured)
         every = (plan.objects / plan.base_rate) / max(plan.min_kills, kill_target / 1.5)
 
+        kill_count: Counter[int] = Counter()  # object -> kills that interrupted it
+        killed_at: dict[int, float] = {}      # object -> time of its last kill
+
         def killer() -> None:
             rng = random.Random(plan.seed + 2)
-            time.sleep(plan.first_kill_after)
+            finished.wait(plan.first_kill_after)
             while (len(killed_objects) < kill_target or len(killed) < plan.min_kills) \
                     and not finished.is_set():
-                busy = host.busy_workers()
-                if not busy:
+                slot = _victim(host.running(), kill_count, min_running=plan.kill_min_running)
+                if slot is None:  # nothing in the middle of a fresh object: look again soon
+                    finished.wait(0.1)
                     continue
-                bodies = host.kill(max(busy, key=host.running_on))  # the busiest worker
-                objs = []
-                for b in bodies:
-                    m = re.search(r"soak(\d{5})|SOAK(\d{5})", b.decode("utf-8", "replace"))
-                    if m:
-                        objs.append(int(m.group(1) or m.group(2)))
+                objs = [o for o in (_obj_of(b.decode("utf-8", "replace"))
+                                    for b in host.kill(slot)) if o >= 0]
                 killed[len(killed) + 1] = objs
                 killed_objects.update(objs)
-                time.sleep(rng.uniform(0.5, 1.5) * every)
+                kill_count.update(objs)
+                for o in objs:
+                    killed_at[o] = time.time()
+                finished.wait(rng.uniform(0.5, 1.5) * every)
 
         finished = threading.Event()
         threading.Thread(target=killer, name="killer", daemon=True).start()
@@ -440,8 +445,13 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
         unexplained_not_killed = sum(v for o, v in unexplained.items() if not kills_of[o])
         over_limit = [o for o, v in unexplained.items()
                       if kills_of[o] and v > in_flight * kills_of[o] * tally.max_batch[o]]
+        resumes = sorted(max(0.0, tally.last_accept.get(o, t) - t)
+                         for o, t in killed_at.items())
         latencies = sorted(tally.last_accept[o] - put_at[o] for o in put_at
                            if o in tally.last_accept)
+        stuck = _diagnose(sorted(pending), specs, tally, kills_of, poison, table_rows=(
+            TableClient.from_connection_string(env["AzureWebJobsStorage"], "soakckpt")),
+            host=host, logdir=logdir) if pending else []
         finals = [r for r in tally.health if r.get("Kind") == "object"
                   and r.get("Outcome") in ("delivered", "partial")]
         unbalanced = [r for r in finals
@@ -467,6 +477,9 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
             "duplicates_unexplained": unexplained_not_killed,
             "kills": len(killed),
             "objects_interrupted_by_kills": len(killed_objects),
+            # from an object's last kill to its last record accepted (resumed and finished)
+            "kill_to_complete_seconds_p95": _pct(resumes, 95),
+            "kill_to_complete_seconds_max": round(resumes[-1], 1) if resumes else None,
             "max_duplicate_records_per_kill": round(max(per_kill, default=0)),
             "batches_in_flight_limit": in_flight,
             "objects_over_in_flight_limit": len(over_limit),
@@ -485,6 +498,7 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
             "latency_p95_seconds": _pct(latencies, 95),
             "latency_max_seconds": round(latencies[-1], 1) if latencies else None,
             "objects_incomplete": len(pending),
+            "stuck_objects": stuck[:20],
             "records_unidentified": tally.unidentified,
             "invariant_rows_checked": len(finals),
             "invariant_violations": len(unbalanced),
@@ -494,6 +508,10 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
                        "503": statuses[503], "503_share": _share(statuses[503], requests),
                        "resets": statuses[0], "reset_share": _share(statuses[0], requests),
                        "resets_after_store": codes["ConnectionResetAfterStore"],
+                       "429_without_retry_after": chaos.drawn["429"],
+                       "429_with_retry_after": chaos.drawn["429-retry-after"],
+                       "latency_spikes": chaos.drawn["latency-spike"],
+                       "outage_503": chaos.drawn["503-outage"],
                        "outage_seconds": plan.outage_seconds},
             "host": {"invocations": host.run.invocations, "failed": host.run.failed,
                      "moved_to_poison_by_host": host.run.moved_to_poison,
@@ -508,6 +526,69 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
         }
     out.write_text(json.dumps(results, indent=1) + "\n")
     return results
+
+
+def _diagnose(pending: list[int], specs: list[tuple[str, int, int]], tally: Tally,
+              kills_of: Counter[int], poison: list[dict[str, Any]], *, table_rows: Any,
+              host: Any, logdir: Path) -> list[dict[str, Any]]:
+    """What became of each object that never completed: its checkpoint row, its poison
+    messages, the host's events for its work items, the kills that hit it."""
+    rows: dict[int, dict[str, Any]] = {}
+    for e in table_rows.query_entities("PartitionKey eq 'soak'"):
+        o = _obj_of(str(e.get("Key", "")))
+        if o in pending:
+            rows[o] = {k: e.get(k) for k in ("State", "Attempts", "LastError", "Done",
+                                              "FirstFailure")}
+            rows[o]["lease_left_s"] = round(float(e.get("LeaseUntil") or 0) - time.time(), 1)
+    events: dict[int, list[dict[str, Any]]] = {}
+    with contextlib.suppress(OSError), open(logdir / "host-events.log") as f:
+        for line in f:
+            ev = json.loads(line)
+            o = _obj_of(ev.get("body", ""))
+            if o in pending:
+                ev.pop("body", None)
+                events.setdefault(o, []).append(ev)
+    try:
+        depth = host.work.get_queue_properties().approximate_message_count
+    except Exception:  # noqa: BLE001 - a diagnosis, best effort
+        depth = None
+    out = []
+    for o in pending:
+        out.append({
+            "object": o, "format": specs[o][0], "records": specs[o][1],
+            "accepted_unique": tally.unique_of(o), "kills": kills_of[o],
+            "checkpoint": rows.get(o),
+            "poison": [{k: p.get(k) for k in ("kind", "stage", "reason", "attempts")}
+                       if "kind" in p else {"moved_by_host": True} for p in poison
+                       if _obj_of(json.dumps(p)) == o][:5],
+            "host_events": events.get(o, [])[-12:], "work_queue_depth": depth})
+    return out
+
+
+KILLS_PER_OBJECT = 2   # a kill spends one of the work item's maxDequeueCount (5) deliveries
+KILL_MAX_DEQUEUE = 2   # nor is a work item on its 3rd delivery (retried faults) killed
+
+
+def _victim(running: dict[int, list[tuple[Any, float]]], kill_count: Counter[int], *,
+            min_running: float) -> int | None:
+    """The worker to SIGKILL: the one running the most objects never killed before that have
+    been running for ``min_running`` seconds (in the middle of the object, not at its start);
+    None when no worker qualifies. A worker is spared while it runs an object already killed
+    KILLS_PER_OBJECT times or a work item past its KILL_MAX_DEQUEUE-th delivery: the soak
+    interrupts objects, it does not crash-loop one work item into the poison queue (the
+    host moves a message there after maxDequeueCount failed deliveries, a kill included)."""
+    best, most = None, 0
+    for slot, items in running.items():
+        objs = [(_obj_of(m.content.decode("utf-8", "replace")), m.dequeue_count, age)
+                for m, age in items]
+        if any(kill_count[o] >= KILLS_PER_OBJECT or dc > KILL_MAX_DEQUEUE
+               for o, dc, _ in objs):
+            continue
+        fresh = sum(1 for o, _, age in objs if o >= 0 and not kill_count[o]
+                    and age >= min_running)
+        if fresh > most:
+            best, most = slot, fresh
+    return best
 
 
 def _obj_of(key: str) -> int:
@@ -551,8 +632,9 @@ def _drain_poison(host: Any) -> list[dict[str, Any]]:
                 items.append({"raw": m.content.decode("utf-8", "replace")[:200]})
 
 
-def check(results: dict[str, Any]) -> list[str]:
-    """What must hold; an empty list when it all does."""
+def check(results: dict[str, Any], *, full: bool = False) -> list[str]:
+    """What must hold; an empty list when it all does (``full``: also the full soak's
+    volume, mix and fault figures)."""
     problems = []
     if results["records_lost"] != 0 or results["objects_incomplete"]:
         problems.append(f"records lost: {results['records_lost']} "
@@ -577,7 +659,33 @@ def check(results: dict[str, Any]) -> list[str]:
                         f"interrupted by a kill (wanted {want})")
     if results["records_unidentified"]:
         problems.append(f"{results['records_unidentified']} accepted records without an id")
+    if full:
+        problems += _check_volume(results)
     return problems
+
+
+def _check_volume(r: dict[str, Any]) -> list[str]:
+    """The full soak's volume, mix and fault figures (issue 8)."""
+    f = r["faults"]
+    want = [
+        (r["objects"] >= 2000, f"{r['objects']} objects (>= 2,000)"),
+        (r["records_sent"] >= 500_000, f"{r['records_sent']} records (>= 500,000)"),
+        (r["bytes_min_object"] <= 2048 and r["bytes_max_object"] >= 50_000_000,
+         f"object sizes {r['bytes_min_object']}..{r['bytes_max_object']} B (1 KB..>= 50 MB)"),
+        (len(r["formats"]) >= 7, f"{len(r['formats'])} formats (>= 7)"),
+        (f["429_share"] >= 0.20, f"429 share {f['429_share']} (>= 0.20)"),
+        (f["429_without_retry_after"] >= 0.4 * f["429"] and f["429_with_retry_after"],
+         f"429 without Retry-After {f['429_without_retry_after']} of {f['429']} (about half)"),
+        (f["503_share"] >= 0.10, f"503 share {f['503_share']} (>= 0.10)"),
+        (f["reset_share"] >= 0.02 and f["resets_after_store"],
+         f"reset share {f['reset_share']} (>= 0.02, some after the store)"),
+        (f["latency_spikes"] > 0, "no latency spikes"),
+        (f["outage_seconds"] >= 60 and f["outage_503"], "no outage of >= 60 s"),
+        ((r["arrival_rate_spike_per_s"] or 0) >= 10 * (r["arrival_rate_base_per_s"] or 1),
+         f"arrival spike {r['arrival_rate_spike_per_s']}/s vs base "
+         f"{r['arrival_rate_base_per_s']}/s (>= 10x, measured)"),
+    ]
+    return [what for ok, what in want if not ok]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -594,13 +702,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.records:
         plan.records = args.records
     results = run(plan, args.out)
-    problems = check(results)
+    problems = check(results, full=not (args.short or args.objects or args.records))
     print(json.dumps({k: results[k] for k in (
         "objects", "records_sent", "records_accepted_unique", "records_lost",
         "duplicate_records", "kills", "max_duplicate_records_per_kill",
         "batches_in_flight_limit", "poison_messages", "poison_from_transient",
         "circuit_opened", "circuit_closed", "spike_backlog_drain_seconds",
-        "latency_p95_seconds", "wall_seconds")}, indent=1))
+        "latency_p95_seconds", "objects_interrupted_by_kills", "kill_to_complete_seconds_max",
+        "arrival_rate_base_per_s", "arrival_rate_spike_per_s", "faults", "wall_seconds")},
+        indent=1))
     for p in problems:
         print("FAIL:", p)
     return 1 if problems else 0
