@@ -184,6 +184,9 @@ class ProcessHost:
         self._stop = threading.Event()
         self._dispatcher: threading.Thread | None = None
         self._seq = 0
+        # one line per settled invocation (the soak's diagnosis of a stuck object)
+        self._events = (open(log_dir / "host-events.log", "a", buffering=1)  # noqa: SIM115
+                        if log_dir else None)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> ProcessHost:
@@ -200,6 +203,8 @@ class ProcessHost:
             self._dispatcher.join(timeout=10)
         for w in self._workers:
             w.close()
+        if self._events is not None:
+            self._events.close()
 
     def __enter__(self) -> ProcessHost:
         return self.start()
@@ -240,6 +245,7 @@ class ProcessHost:
                     log.warning("receive failed: %s", err)
                     msgs = []
                 for m in msgs:
+                    self._event(m, f"dispatch->worker{worker.slot}")
                     if not worker.submit(m):
                         self._settle(m, ok=False, error="worker gone before dispatch")
                 sent += len(msgs)
@@ -271,7 +277,19 @@ class ProcessHost:
             with self._lock:
                 self._workers[self._workers.index(worker)] = fresh
 
+    def _event(self, m: Any, action: str, **extra: Any) -> None:
+        if self._events is None:
+            return
+        with contextlib.suppress(Exception):
+            self._events.write(json.dumps({
+                "t": round(time.time(), 3), "id": m.id, "dequeue_count": m.dequeue_count,
+                "action": action, **extra,
+                "body": m.content.decode("utf-8", "replace")[:300]}) + "\n")
+
     def _settle(self, m: Any, *, ok: bool, error: str | None) -> None:
+        action = ("delete" if ok else "poison" if m.dequeue_count >= self.max_dequeue
+                  else f"retry+{int(self.visibility)}s")
+        self._event(m, action, error=(error or "")[:300])
         with self._lock:
             self.run.invocations += 1
             if ok:
@@ -301,11 +319,24 @@ class ProcessHost:
     def running_on(self, slot: int) -> int:
         return sum(len(w.running) for w in self._workers if w.slot == slot and w.alive)
 
+    def running(self) -> dict[int, list[tuple[Any, float]]]:
+        """slot -> (message, seconds since it was sent to the worker) of each live worker."""
+        now = time.monotonic()
+        out: dict[int, list[tuple[Any, float]]] = {}
+        for w in list(self._workers):
+            if w.alive:
+                with w._lock:
+                    out[w.slot] = [(m, now - w.since.get(i, now)) for i, m in w.running.items()]
+        return out
+
     def kill(self, slot: int) -> list[bytes]:
         """SIGKILL the worker in ``slot``; returns the bodies it was running."""
         for w in self._workers:
             if w.slot == slot and w.alive:
-                bodies = [m.content for m in list(w.running.values())]
+                running = list(w.running.values())
+                bodies = [m.content for m in running]
+                for m in running:
+                    self._event(m, f"SIGKILL worker{slot}")
                 os.kill(w.proc.pid, signal.SIGKILL)
                 with self._lock:
                     self.kills += 1
@@ -320,6 +351,7 @@ class _Worker:
     def __init__(self, slot: int, proc: subprocess.Popen, log: Any):
         self.slot, self.proc, self._log = slot, proc, log
         self.running: dict[str, Any] = {}
+        self.since: dict[str, float] = {}  # message id -> time.monotonic() of its dispatch
         self.alive = True
         self._lock = threading.Lock()
 
@@ -330,21 +362,24 @@ class _Worker:
             if not self.alive:
                 return False
             self.running[m.id] = m
+            self.since[m.id] = time.monotonic()
             try:
                 assert self.proc.stdin is not None
                 self.proc.stdin.write((json.dumps(job) + "\n").encode())
             except OSError:
                 self.running.pop(m.id, None)
+                self.since.pop(m.id, None)
                 return False
         return True
 
     def finish(self, msg_id: str) -> Any:
         with self._lock:
+            self.since.pop(msg_id, None)
             return self.running.pop(msg_id, None)
 
     def take_all(self) -> list[Any]:
         with self._lock:
-            out, self.running = list(self.running.values()), {}
+            out, self.running, self.since = list(self.running.values()), {}, {}
             return out
 
     def close(self) -> None:

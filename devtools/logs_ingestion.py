@@ -102,9 +102,11 @@ class Chaos:
 
     def __post_init__(self) -> None:
         import random
+        from collections import Counter
 
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
+        self.drawn: Counter[str] = Counter()  # answers drawn (and "latency-spike"), counted
 
     def outage(self, seconds: float) -> None:
         self.outage_until = time.monotonic() + seconds
@@ -119,18 +121,25 @@ class Chaos:
         if self.streams is not None and stream not in self.streams:
             return "ok", 0.0
         if self.in_outage():
+            with self._lock:
+                self.drawn["503-outage"] += 1
             return "503", 0.0
         with self._lock:
             r, spike, ra = self._rng.random(), self._rng.random(), self._rng.random()
         latency = self.spike_seconds if spike < self.p_spike else 0.0
-        for answer, p in (("429", self.p429), ("503", self.p503), ("reset", self.p_reset),
-                          ("reset-stored", self.p_reset_stored)):
+        answer = "ok"
+        for name, p in (("429", self.p429), ("503", self.p503), ("reset", self.p_reset),
+                        ("reset-stored", self.p_reset_stored)):
             if r < p:
-                if answer == "429" and ra < self.retry_after_share:
-                    answer = "429-retry-after"
-                return answer, latency
+                answer = ("429-retry-after" if name == "429" and ra < self.retry_after_share
+                          else name)
+                break
             r -= p
-        return "ok", latency
+        with self._lock:
+            self.drawn[answer] += 1
+            if latency:
+                self.drawn["latency-spike"] += 1
+        return answer, latency
 
 
 @dataclass(frozen=True)

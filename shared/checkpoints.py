@@ -29,6 +29,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from .errors import LeaseLost
 from .logsafe import get_logger
 from .notifications import ObjectRef
 
@@ -217,7 +218,12 @@ class Checkpoints:
         return 0.0
 
     def save(self, ref: ObjectRef, progress: Progress, *, release: bool = False) -> None:
-        """Write progress (renewing the lease while working; ``release`` when finished)."""
+        """Write progress (renewing the lease while working; ``release`` when finished).
+
+        Only over the entity this worker last read or wrote (If-Match on its etag): when
+        another worker has written it since (it took the object over after this one's lease
+        ran out), raises LeaseLost and writes nothing, so the new owner's accepted positions
+        and lease are never overwritten by a stale copy."""
         self._ensure()
         with progress.lock:
             if release:
@@ -225,8 +231,18 @@ class Checkpoints:
             elif progress.lease_until:
                 progress.lease_until = max(progress.lease_until, time.time() + LEASE_SECONDS)
             # replace, not merge: no chunk of an earlier, longer encoding may survive
-            meta = self._table.upsert_entity(self._entity(ref, progress),
-                                             mode=UpdateMode.REPLACE)
+            entity = self._entity(ref, progress)
+            try:
+                if progress.etag is None:  # never read or claimed: the first row wins
+                    meta = self._table.create_entity(entity)
+                else:
+                    meta = self._table.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=progress.etag,
+                        match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceExistsError) as err:
+                raise LeaseLost(f"{ref.uri}: another worker took the object over (its "
+                                "checkpoint changed since this worker's last save)",
+                                delay=LEASE_SECONDS) from err
             progress.etag = (meta or {}).get("etag", progress.etag)
 
     def keep_lease(self, ref: ObjectRef, progress: Progress, *,
@@ -314,6 +330,9 @@ class LeaseKeeper:
                 if self._also is not None:
                     self._also()
                 self.renewals += 1
+            except LeaseLost as err:  # the object has a new owner: nothing left to renew
+                log.warning("%s", err.message)
+                return
             except Exception as err:  # noqa: BLE001 - the next renewal tries again
                 log.warning("%s: lease not renewed: %s", self._ref.uri, err)
 

@@ -142,3 +142,12 @@ class Deferred(ConnectorError):
     def __init__(self, message: str, *, delay: float):
         super().__init__(message)
         self.delay = delay
+
+
+class LeaseLost(Deferred):
+    """Another worker took the object over (this worker's lease ran out: a pause longer than
+    the lease, renewals that failed): its checkpoint changed under this one's etag. This worker
+    stops sending the object and saves nothing more; the item comes back later and finds the
+    object finished or held by the new owner."""
+
+    kind = "lease_lost"

@@ -36,6 +36,7 @@ from .errors import (
     FatalError,
     FormatError,
     IntegrityError,
+    LeaseLost,
     NotificationError,
     ObjectReadError,
     RecordError,
@@ -589,8 +590,9 @@ def _attempt(conn: Connector, ref: ObjectRef, stats: ObjectStats,
         progress.state = cp.PARTIAL if isinstance(err, FatalError) else cp.RUNNING
         stats.records_out = len(progress.done)  # batches accepted before the fault stay counted
         try:
-            conn.checkpoints.save(ref, progress, release=True)
-        except AzureError as save_err:
+            if not isinstance(err, LeaseLost):  # a new owner's row is not this worker's to write
+                conn.checkpoints.save(ref, progress, release=True)
+        except (AzureError, LeaseLost) as save_err:
             log.warning("%s: checkpoint not saved: %s", ref.uri, save_err)
         if isinstance(err, ConnectorError):
             err.first_failure = progress.first_failure  # for the poison envelope
@@ -730,6 +732,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             conn.checkpoints.save(ref, progress)
         except AzureError as err:  # progress is saved again at the end; only a resume is lost
             log.warning("%s: checkpoint not saved: %s", ref.uri, err)
+        # LeaseLost goes on: the upload stops, the batches in flight finish, the item waits
 
     def routed_accepted(table: str, batch: Any) -> None:
         counts = stats.routes[table]

@@ -126,3 +126,89 @@ def test_the_lease_is_short_and_renewed_while_the_object_is_sent(world):
     # a worker that stops renewing (killed) frees the object when the lease runs out
     other = conn.checkpoints.load(ref)
     assert 0 < conn.checkpoints.claim(ref, other, 60) <= cp.LEASE_SECONDS
+
+
+def test_a_stale_owner_cannot_overwrite_the_checkpoint_of_the_worker_that_took_over(world):
+    # GIVEN worker A owns an object, then pauses past its lease; worker B takes the object
+    # over and saves its own progress
+    from shared import checkpoints as cp
+    from shared import pipeline
+    from shared.errors import LeaseLost
+    from shared.notifications import ObjectRef
+
+    src = world.add_source("owners")
+    world.configure()
+    conn = pipeline.connector()
+    ref = ObjectRef(source="owners", bucket=src["_bucket"], key="k", etag="e")
+    a = conn.checkpoints.load(ref)
+    assert conn.checkpoints.claim(ref, a, 0.3) == 0
+    time.sleep(0.4)  # A is paused (no renewal) longer than its lease
+    b = conn.checkpoints.load(ref)
+    assert conn.checkpoints.claim(ref, b, 60) == 0, "the lease ran out: B takes over"
+    b.done.add(range(0, 50))
+    conn.checkpoints.save(ref, b)
+    # WHEN A wakes up and saves what it sent meanwhile (a renewal, then its release)
+    a.done.add(range(0, 10))
+    with pytest.raises(LeaseLost):
+        conn.checkpoints.save(ref, a)
+    with pytest.raises(LeaseLost):
+        conn.checkpoints.save(ref, a, release=True)
+    # THEN B's positions and lease are intact (If-Match on A's etag refused both writes)
+    row = conn.checkpoints.load(ref)
+    assert len(row.done) == 50 and row.state == cp.RUNNING
+    assert row.lease_until > time.time() + 30, "B still owns the object"
+    conn.checkpoints.save(ref, b, release=True)  # B's own saves go on
+
+
+def test_a_worker_that_lost_its_object_mid_send_stops_and_the_object_completes(world):
+    # GIVEN an object of many batches, and a second worker that takes it over (as after the
+    # first one's lease ran out) right after the first batch was stored
+    import threading
+    from collections import Counter
+
+    from shared import checkpoints as cp
+    from shared import pipeline
+    from shared.notifications import ObjectRef
+
+    src = world.add_source("takeover")
+    key, data, n = guardduty(120)
+    world.put(src, key, data)
+    world.configure(MAX_BATCH_BYTES="4096", MAX_UPLOADS_IN_FLIGHT="1")
+    conn = pipeline.connector()
+    ref = ObjectRef(source="takeover", bucket=src["_bucket"], key=key,
+                    etag=world.s3.head_object(Bucket=src["_bucket"], Key=key)["ETag"].strip('"'))
+    other = cp.Checkpoints(conn.table)
+    ids: Counter[str] = Counter()
+    batches = {"before": 0, "after": 0, "largest": 0}
+    taken: list[cp.Progress] = []
+    lock = threading.Lock()
+
+    def sink(stream, records, lost):
+        if stream != GD:
+            return
+        with lock:
+            ids.update(r["Id"] for r in records)
+            batches["largest"] = max(batches["largest"], len(records))
+            batches["after" if taken else "before"] += 1
+            if not taken:
+                b = other.load(ref)
+                b.lease_until = 0.0  # as if A's lease had run out
+                assert other.claim(ref, b, 60) == 0
+                taken.append(b)
+
+    world.stack.ingestion.sink = sink
+    # WHEN worker A sends the object
+    stats = pipeline.process_object(conn, ref.to_json())
+    # THEN A stops at its next checkpoint save: the item waits (a new copy), at most the
+    # batches in flight went out after the takeover, and B's lease was not overwritten
+    assert stats.outcome == "deferred", stats.error
+    assert batches["before"] == 1 and batches["after"] <= 1
+    assert conn.work.depth() == 1
+    row = conn.checkpoints.load(ref)
+    assert row.lease_until > time.time() + 30 and row.state == cp.RUNNING
+    # AND once B lets go, the object resumes and completes: every record, none lost
+    other.save(ref, taken[0], release=True)
+    assert pipeline.process_object(conn, ref.to_json()).outcome == "delivered"
+    assert len(ids) == n
+    # repeated: the batch B never heard of, and the one in flight at the takeover
+    assert sum(ids.values()) - n <= 2 * batches["largest"]
