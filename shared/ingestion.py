@@ -143,21 +143,18 @@ class Ingestor:
     def __init__(self, endpoint: str, rule_id: str, credential: TokenCredential, *,
                  policy: RetryPolicy = RetryPolicy(), in_flight: int = 4,
                  read_timeout: float = 60.0, sleep: Callable[[float], None] = time.sleep):
-        import requests
-        from azure.core.pipeline.transport import RequestsTransport
         from azure.monitor.ingestion import LogsIngestionClient
 
+        from .transport import env_transport
+
         # one connection per concurrent upload: the queue trigger runs several invocations at
-        # once (host.json batchSize), each with `in_flight` uploads, all through this client
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4,
-                                                pool_maxsize=max(10, 8 * in_flight))
-        session.mount("https://", adapter)
-        # retry_total=0: every retry decision is ours (see module docstring)
+        # once (host.json batchSize), each with `in_flight` uploads, all through this client;
+        # proxy and CA settings read once (transport.py). retry_total=0: every retry decision
+        # is ours (see module docstring)
         self._client = LogsIngestionClient(
             endpoint=endpoint, credential=credential, retry_total=0,
-            transport=RequestsTransport(session=session, session_owner=True,
-                                        connection_timeout=10, read_timeout=read_timeout))
+            transport=env_transport(endpoint, pool_maxsize=max(10, 8 * in_flight),
+                                    connection_timeout=10, read_timeout=read_timeout))
         self.endpoint = endpoint
         self.rule_id = rule_id
         self.policy = policy
