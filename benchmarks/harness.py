@@ -293,6 +293,49 @@ def cpu_path(key: str, data: bytes, max_batch_bytes: int) -> int:
     return n
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) process ``pid`` has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """Core-seconds the whole machine spent busy (not idle or waiting on I/O) since boot."""
+    try:
+        cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(x) for x in cpu]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CPUMeter:
+    """CPU seconds used while the ``with`` block runs: by this process (the in-process
+    emulators), by each of the stack's subprocesses (moto, Azurite) and by the whole machine
+    (every process, other users' too)."""
+
+    def __init__(self, stack: Any) -> None:
+        self._pids = {name: proc.pid for name, proc in getattr(stack, "_procs", [])}
+
+    def _now(self) -> dict[str, float]:
+        t = os.times()
+        return {"bench_process": t.user + t.system, "machine": machine_busy_seconds(),
+                **{name: process_cpu_seconds(pid) for name, pid in self._pids.items()}}
+
+    def __enter__(self) -> CPUMeter:
+        self._start, self._t0 = self._now(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        self.wall = time.perf_counter() - self._t0
+        self.used = {name: round(end[name] - self._start[name], 2) for name in end}
+
+
 def peak_rss_mb() -> float:
     """This process's peak RSS (VmHWM of its own address space). Not ru_maxrss: on Linux that
     carries the parent's RSS across fork+exec, so a child looked as big as the bench runner."""
@@ -325,6 +368,7 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
         out["seconds"] = round(sum(o["seconds"] for o in out["objects"]), 3)
         return out
     sampler = _Sampler() if arg.get("trace") else None
+    threads = _ThreadCPU() if arg.get("thread_cpu") else None
     base = peak_rss_mb()
     out: dict[str, Any] = {"objects": []}
     if arg.get("start_at"):  # several children start together (the processes bench)
@@ -344,6 +388,7 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
                                "records_dropped": stats.records_dropped,
                                "records_skipped": stats.records_skipped,
                                "bytes_in": stats.bytes_in, "batches": stats.batches,
+                               "checkpoint_saves": getattr(stats, "checkpoint_saves", None),
                                "attempts": attempt,
                                "seconds": round(time.perf_counter() - t, 3)})
     out["seconds"] = round(time.perf_counter() - t0, 3)
@@ -354,7 +399,52 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
     out["rss_mb_peak"] = round(peak_rss_mb(), 1)
     if sampler is not None:
         out["tracemalloc"] = sampler.stop()
+    if threads is not None:
+        out["thread_cpu_seconds"] = threads.stop()
     return out
+
+
+class _ThreadCPU:
+    """Per kind of thread (its name without the pool index: MainThread, upload, lease, ...):
+    seconds on a core and seconds runnable but waiting for one (the run queue: the machine's
+    other processes), from /proc/self/task/<tid>/schedstat read every ``every`` seconds (a
+    thread that ends between two reads loses at most that much). Wall time beyond the two is
+    spent blocked: on the GIL, a socket, a lock."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self._last: dict[int, tuple[str, int, int]] = {}
+        self._read()
+        self._base = {tid: (run, wait) for tid, (_, run, wait) in self._last.items()}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), name="cpu-sampler",
+                                        daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for t in threading.enumerate():
+            try:
+                run, wait = Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[:2]
+            except (OSError, ValueError):
+                continue
+            name = t.name.rsplit("_", 1)[0] if t.name[-1:].isdigit() else t.name
+            self._last[t.native_id] = (name, int(run), int(wait))
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._read()
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        self._stop.set()
+        self._thread.join()
+        self._read()
+        out: dict[str, list[float]] = {}
+        for tid, (name, run, wait) in self._last.items():
+            run0, wait0 = self._base.get(tid, (0, 0))
+            acc = out.setdefault(name, [0.0, 0.0])
+            acc[0] += (run - run0) / 1e9
+            acc[1] += (wait - wait0) / 1e9
+        return {name: {"cpu_s": round(a, 2), "runqueue_s": round(b, 2)}
+                for name, (a, b) in sorted(out.items(), key=lambda kv: -kv[1][0])}
 
 
 class _Sampler:

@@ -95,7 +95,8 @@ def bench_e2e(rig: harness.Rig, size: int) -> dict[str, Any]:
         ref = rig.ref(info["key"])
         cpu = harness.run_child(rig.env, [ref], cpu=True)["objects"][0]
         first = len(rig.stack.ingestion.requests)
-        whole = harness.run_child(rig.env, [ref])
+        with harness.CPUMeter(rig.stack) as meter:
+            whole = harness.run_child(rig.env, [ref], thread_cpu=True)
         e2e = whole["objects"][0]
         sent = [r for r in rig.stack.ingestion.requests[first:] if r.status == 204
                 and "Health" not in r.stream]
@@ -109,6 +110,13 @@ def bench_e2e(rig: harness.Rig, size: int) -> dict[str, Any]:
                     # CPU time the e2e process got (all its threads) over its wall time: below
                     # ~1 it waited for a core (moto, Azurite and the emulator share the machine)
                     "e2e_cpu_seconds_used": whole["cpu_seconds_used"],
+                    # per kind of thread of the e2e process: seconds on a core, and seconds
+                    # runnable but waiting for one (the machine's other processes had it)
+                    "e2e_threads": whole["thread_cpu_seconds"],
+                    # CPU seconds during the e2e run (child start to exit): moto, Azurite,
+                    # this process (the Logs Ingestion emulator: TLS, gunzip, JSON), and the
+                    # whole machine (2 cores: 2 x wall is all there is; other users included)
+                    "during_e2e_cpu_seconds": {**meter.used, "wall": round(meter.wall, 2)},
                     # for the DCR limits (2 GB/min, 12,000 requests/min): JSON sent per input
                     # byte, gzip on the wire, requests per GB of input
                     "json_out_per_in_byte": round(sum(r.uncompressed_size for r in sent)

@@ -23,6 +23,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
@@ -59,7 +60,13 @@ class Ranges:
             self._flat = _merge(self._flat, sorted((int(s), int(e)) for s, e in intervals))
 
     def add(self, positions: Iterable[int]) -> None:
-        self._flat = _merge(self._flat, _runs(sorted(positions)))
+        if isinstance(positions, list) and positions and \
+                positions[-1] - positions[0] + 1 == len(positions) and \
+                positions == list(range(positions[0], positions[-1] + 1)):
+            runs = [(positions[0], positions[-1] + 1)]  # a batch's positions: one run, no sort
+        else:
+            runs = _runs(sorted(positions))
+        self._flat = _merge(self._flat, runs)
 
     def append(self, p: int) -> None:
         """Add one position, in place: O(1) when positions come in ascending order. Only for a
@@ -301,6 +308,67 @@ class Checkpoints:
                 packed = {name: "[]"}
             entity.update(packed)
         return entity
+
+
+class GroupSaver:
+    """Saves one object's progress after accepted batches, one save at a time (group commit).
+
+    ``commit()`` returns once a save that began after the caller's batch was added to
+    ``progress.done`` has finished: a caller that arrives while another save is running waits
+    for the next one, and that one save covers every batch accepted by then. The upload
+    worker calls it before it takes its next batch, so an accepted batch holds its place in
+    MAX_UPLOADS_IN_FLIGHT until its progress is in the table: a worker killed at any moment
+    repeats at most the batches in flight, as with one save per batch, in fewer saves when
+    acceptances come faster than saves (``saves`` and ``commits`` count them).
+
+    A save the table refuses with an AzureError is logged and counts as done (progress is saved
+    again at the end; only a resume is lost). Any other error (the lease lost to another
+    worker) is raised to the caller and to every later one: the object's upload stops."""
+
+    def __init__(self, checkpoints: Checkpoints, ref: ObjectRef, progress: Progress):
+        self._cp, self._ref, self._progress = checkpoints, ref, progress
+        self._cond = threading.Condition()
+        self._accepted = 0  # note() calls
+        self._saved = 0     # of those, covered by a finished save
+        self._saving = False
+        self._failed: BaseException | None = None
+        self.saves = 0
+        self.commits = 0
+
+    def note(self) -> None:
+        """One more accepted batch is in ``progress.done`` (call after adding it)."""
+        with self._cond:
+            self._accepted += 1
+
+    def commit(self) -> None:
+        with self._cond:
+            self.commits += 1
+            need = self._accepted
+            while True:
+                if self._failed is not None:
+                    raise self._failed
+                if self._saved >= need:
+                    return
+                if not self._saving:
+                    break
+                self._cond.wait()
+            self._saving = True
+            target = self._accepted  # the save below reads progress.done after this
+        failed: BaseException | None = None
+        try:
+            self._cp.save(self._ref, self._progress)
+        except AzureError as err:
+            log.warning("%s: checkpoint not saved: %s", self._ref.uri, err)
+        except BaseException as err:  # noqa: BLE001 - e.g. the lease was lost: raised below
+            failed = err
+        with self._cond:
+            self.saves += 1
+            self._saving = False
+            self._saved = max(self._saved, target)
+            self._failed = self._failed or failed
+            self._cond.notify_all()
+        if failed is not None:
+            raise failed
 
 
 class LeaseKeeper:

@@ -65,6 +65,7 @@ class ObjectStats:
     dead_total: int = 0  # records of the object dead-lettered so far (this and earlier attempts)
     bytes_in: int = 0
     batches: int = 0
+    checkpoint_saves: int = 0  # progress saves while sending (GroupSaver: <= batches)
     event_time_min: str | None = None
     event_time_max: str | None = None
     latency_seconds: float | None = None

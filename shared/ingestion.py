@@ -143,21 +143,18 @@ class Ingestor:
     def __init__(self, endpoint: str, rule_id: str, credential: TokenCredential, *,
                  policy: RetryPolicy = RetryPolicy(), in_flight: int = 4,
                  read_timeout: float = 60.0, sleep: Callable[[float], None] = time.sleep):
-        import requests
-        from azure.core.pipeline.transport import RequestsTransport
         from azure.monitor.ingestion import LogsIngestionClient
 
+        from .transport import env_transport
+
         # one connection per concurrent upload: the queue trigger runs several invocations at
-        # once (host.json batchSize), each with `in_flight` uploads, all through this client
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4,
-                                                pool_maxsize=max(10, 8 * in_flight))
-        session.mount("https://", adapter)
-        # retry_total=0: every retry decision is ours (see module docstring)
+        # once (host.json batchSize), each with `in_flight` uploads, all through this client;
+        # proxy and CA settings read once (transport.py). retry_total=0: every retry decision
+        # is ours (see module docstring)
         self._client = LogsIngestionClient(
             endpoint=endpoint, credential=credential, retry_total=0,
-            transport=RequestsTransport(session=session, session_owner=True,
-                                        connection_timeout=10, read_timeout=read_timeout))
+            transport=env_transport(endpoint, pool_maxsize=max(10, 8 * in_flight),
+                                    connection_timeout=10, read_timeout=read_timeout))
         self.endpoint = endpoint
         self.rule_id = rule_id
         self.policy = policy
@@ -233,11 +230,15 @@ class Ingestor:
     # -- a whole object --------------------------------------------------------------------
     def send(self, stream: str, items: Iterable[Union[Batch, Oversize]],
              on_accepted: Callable[[Batch], None] | None = None, *,
+             settle: Callable[[], None] | None = None,
              deadline: float | None = None) -> DeliveryReport:
         """Deliver every batch of one object with at most ``in_flight`` requests at a time.
 
         ``on_accepted`` is called (from worker threads, serialised) after each accepted batch,
-        so progress can be checkpointed while the object is still being sent. On a transient
+        so progress can be checkpointed while the object is still being sent; ``settle``
+        after it, in the same worker, not serialised (several workers' checkpoint saves may
+        coalesce: ``checkpoints.GroupSaver``): a worker takes its next batch only when both
+        returned, so an accepted batch counts against ``in_flight`` until settled. On a transient
         failure that outlasts the retries, no new batch is started, the ones in flight finish,
         and ``report.transient`` is set. ``deadline`` (time.monotonic()) bounds the whole send
         below the host's functionTimeout: no retry waits past it and no batch starts after it.
@@ -255,6 +256,8 @@ class Ingestor:
                     with callback_lock:
                         for accepted in sink:
                             on_accepted(accepted)
+                    if settle is not None:
+                        settle()
 
         pending: set[Future[None]] = set()
         with ThreadPoolExecutor(max_workers=self.in_flight,
@@ -301,12 +304,13 @@ class Uploads:
     knows every accepted position, whatever its table); the other tables go on, so one
     failing DCR does not hold the others' records back. ``deadline`` as in ``Ingestor.send``:
     past it no batch of any table starts. ``on_accepted(table, batch)`` runs serialised, from
-    the upload threads."""
+    the upload threads; ``settle()`` after it, not serialised (see ``Ingestor.send``)."""
 
     def __init__(self, in_flight: int, on_accepted: Callable[[str, Batch], None], *,
-                 deadline: float | None = None):
+                 settle: Callable[[], None] | None = None, deadline: float | None = None):
         self.in_flight = max(1, in_flight)
         self.deadline = deadline
+        self._settle = settle
         self.reports: dict[str, DeliveryReport] = {}
         self._on_accepted = on_accepted
         self._lock = threading.Lock()
@@ -363,6 +367,8 @@ class Uploads:
                     with self._callback_lock:
                         for accepted in sink:
                             self._on_accepted(table, accepted)
+                    if self._settle is not None:
+                        self._settle()  # as in Ingestor.send: the slot is held until then
 
         self._pending[self._pool.submit(work)] = table
 

@@ -725,14 +725,15 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             # the fault is raised after that
             fault.append(err)
 
+    # every accepted batch is saved before its upload worker takes another (a save failing
+    # with an AzureError is logged: progress is saved again at the end, only a resume is
+    # lost); saves that would queue behind one another are one save (group commit)
+    saver = cp.GroupSaver(conn.checkpoints, ref, progress)
+
     def accepted(batch: Any) -> None:
         progress.done.add(batch.positions)
         stats.batches += 1
-        try:
-            conn.checkpoints.save(ref, progress)
-        except AzureError as err:  # progress is saved again at the end; only a resume is lost
-            log.warning("%s: checkpoint not saved: %s", ref.uri, err)
-        # LeaseLost goes on: the upload stops, the batches in flight finish, the item waits
+        saver.note()
 
     def routed_accepted(table: str, batch: Any) -> None:
         counts = stats.routes[table]
@@ -755,12 +756,14 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     if fmt.tables:  # records of several tables: each to its own DCR stream
         results = _send_routed(conn, source, fmt, items, progress, stats, allowed, undeclared,
                                on_rejected=note_rejected, fault=fault, text=text,
-                               accepted=routed_accepted, deadline=deadline)
+                               accepted=routed_accepted, settle=saver.commit,
+                               deadline=deadline)
     else:
         results = {fmt.table: conn.ingestor(fmt.table).send(
             stream_of(fmt.table),
             batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
-            on_accepted=accepted, deadline=deadline)}
+            on_accepted=accepted, settle=saver.commit, deadline=deadline)}
+    stats.checkpoint_saves = saver.saves
     if binary is not None:
         binary.close()
     stats.bytes_in = stream.bytes_read
@@ -846,7 +849,8 @@ class _Undeclared:
 def _send_routed(conn: Connector, source: Source, fmt: formats.Format, items: Any,
                  progress: cp.Progress, stats: ObjectStats, allowed: frozenset[str],
                  undeclared: dict[str, _Undeclared], *, on_rejected: Any, fault: list[Any],
-                 text: TextSource, accepted: Any, deadline: float) -> dict[str, Any]:
+                 text: TextSource, accepted: Any, settle: Any,
+                 deadline: float) -> dict[str, Any]:
     """Deliver an object whose records go to several tables (``Format.tables``): each record
     to its table's DCR stream (``Settings.route``), through one bounded pool of uploads
     (``ingestion.Uploads``), with one open batch per table and nothing else held (a 1 GB
@@ -856,7 +860,7 @@ def _send_routed(conn: Connector, source: Source, fmt: formats.Format, items: An
     by the caller). Returns each table's DeliveryReport."""
     s = conn.settings
     own = fmt.table
-    uploads = Uploads(s.max_uploads_in_flight, accepted, deadline=deadline)
+    uploads = Uploads(s.max_uploads_in_flight, accepted, settle=settle, deadline=deadline)
     open_batches: dict[str, Batcher] = {}
     targets: dict[str, tuple[Ingestor, str]] = {}
     refused = {t for t in fmt.tables if provenance.SENSITIVE.get(t) not in (None, *allowed)}

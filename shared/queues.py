@@ -34,11 +34,18 @@ def queue_service(settings: Settings, credential: TokenCredential) -> QueueServi
 def table_client(settings: Settings, credential: TokenCredential) -> Any:
     from azure.data.tables import TableClient
 
+    from .transport import env_transport
+
+    # a checkpoint save per accepted batch: proxy and CA settings read once (transport.py)
     if settings.storage_connection:
+        url = TableClient.from_connection_string(settings.storage_connection,
+                                                 table_name=settings.checkpoint_table).url
         return TableClient.from_connection_string(settings.storage_connection,
-                                                  table_name=settings.checkpoint_table)
+                                                  table_name=settings.checkpoint_table,
+                                                  transport=env_transport(url))
     return TableClient(endpoint=settings.table_service_uri, table_name=settings.checkpoint_table,
-                       credential=credential)
+                       credential=credential,
+                       transport=env_transport(settings.table_service_uri))
 
 
 class Queue:
