@@ -173,19 +173,23 @@ def _floor_records(data: bytes, framing: str) -> Iterator[Any]:
 
 
 def floor(key: str, data: bytes, framing: str) -> int:
-    """The floor: records out."""
+    """The floor: records out. Each row is copied into one bytearray body at once, as
+    ``batching.batches`` does (a list of orjson's rows, each in a >= 4 KB buffer, then joined
+    was ~2x slower per row)."""
     dumps, compress = orjson.dumps, batching.compress
-    n, size, body = 0, 2, []
+    n, body = 0, bytearray(b"[")
     for rec in _floor_records(data, framing):
         row = dumps(rec)
-        if size + len(row) + 1 > MAX_BYTES and body:
-            compress(b"[" + b",".join(body) + b"]")
-            size, body = 2, []
-        body.append(row)
-        size += len(row) + 1
+        if len(body) + len(row) + 1 > MAX_BYTES and len(body) > 1:
+            body[-1] = 0x5D  # the last "," closes the body
+            compress(body)
+            body = bytearray(b"[")
+        body += row
+        body += b","
         n += 1
-    if body:
-        compress(b"[" + b",".join(body) + b"]")
+    if len(body) > 1:
+        body[-1] = 0x5D
+        compress(body)
     return n
 
 

@@ -61,6 +61,10 @@ def test_a_large_object_does_not_keep_its_accepted_rows(world):
             peaks.append(peak)
         # 6x the records: the encoded rows (~35 MB at 120k) must not all be held
         assert peaks[1] < peaks[0] * 2 + 5, peaks
+        # and what is held is about the batches in flight (4 sent, 1 waiting, 1 open: ~6 MB of
+        # bodies) with the reader and the SDKs: ~15 MB. Batches that kept orjson's row buffers
+        # (>= 4 KB a row) peaked at 69 MB here
+        assert peaks[1] < 40, peaks
     finally:
         world.stack.ingestion.keep_records = True
 
@@ -140,3 +144,94 @@ def test_ranges_behave_like_a_set_of_positions():
         other = Ranges([[0, 3]])
         other.update(r)
         assert [p for p in range(70) if p in other] == sorted(ref | {0, 1, 2})
+
+
+def _flow_rows(n: int):
+    for i in range(n):  # VPC Flow rows as the mapper makes them (~330 bytes of JSON each)
+        yield i, {"TimeGenerated": "2026-12-01T21:00:00.000Z", "Version": 2,
+                  "AccountId": "123456789012", "InterfaceId": f"eni-0a1b2c3d4e5f{i % 97:05x}",
+                  "SrcAddr": f"10.0.{i % 200}.{i % 250}", "DstAddr": "198.51.100.7",
+                  "SrcPort": 1024 + i % 60000, "DstPort": 443, "Protocol": 6,
+                  "Packets": i % 90 + 1, "Bytes": i * 3, "FlowStartTime": 1764622800,
+                  "FlowEndTime": 1764622860, "Action": "ACCEPT", "LogStatus": "OK"}
+
+
+def test_a_batch_costs_about_its_body_not_a_buffer_per_row():
+    # orjson (3.12+) returns every row in a buffer of >= ~4 KB it never shrinks: batches that
+    # kept their rows as those bytes objects held ~12x their body (the in-flight batches of
+    # one VPC Flow object took ~150 MB of RSS instead of ~6 MB)
+    from shared.batching import Batch, Batcher, batches
+
+    tracemalloc.start()
+    try:
+        held = list(batches(_flow_rows(20_000), 1_000_000))
+        batcher, routed = Batcher(1_000_000), []
+        for position, row in _flow_rows(20_000):
+            out = batcher.add(position, row)
+            if out is not None:
+                routed.append(out)
+        routed.append(batcher.flush())
+        current = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert all(isinstance(b, Batch) for b in held + routed) and len(held) >= 6
+    bodies = sum(b.size for b in held + routed)
+    # the bodies, plus a list of positions and an array of row ends per batch (~40 B a row)
+    assert current < bodies * 1.2 + 40 * 40_000 + 500_000, (current, bodies)
+
+
+def _flow_parquet(path, row_groups: int, rows: int = 2_000) -> None:
+    import random
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rnd = random.Random(5)
+    names = ["version", "account_id", "interface_id", "srcaddr", "dstaddr", "srcport",
+             "dstport", "protocol", "packets", "bytes", "start", "end", "action",
+             "log_status"]
+    with pq.ParquetWriter(path, pa.schema([(n, pa.string() if n in (
+            "account_id", "interface_id", "srcaddr", "dstaddr", "action", "log_status")
+            else pa.int64()) for n in names]), compression="snappy") as writer:
+        for _ in range(row_groups):
+            writer.write_table(pa.table({
+                "version": [2] * rows, "account_id": ["123456789012"] * rows,
+                "interface_id": [f"eni-{rnd.getrandbits(64):016x}" for _ in range(rows)],
+                "srcaddr": [f"10.0.{rnd.randrange(256)}.{rnd.randrange(256)}"
+                            for _ in range(rows)],
+                "dstaddr": ["198.51.100.7"] * rows, "srcport": [1024] * rows,
+                "dstport": [443] * rows, "protocol": [6] * rows,
+                "packets": [rnd.randrange(100) for _ in range(rows)],
+                "bytes": [rnd.getrandbits(40) for _ in range(rows)],
+                "start": [1764622800] * rows, "end": [1764622860] * rows,
+                "action": ["ACCEPT"] * rows, "log_status": ["OK"] * rows}))
+
+
+def test_parquet_memory_does_not_grow_with_its_row_groups(tmp_path):
+    # pyarrow's iter_batches pre-buffered every row group (pre_buffer=True) and kept the
+    # bytes read until the file was closed: RSS grew with the object (1 GB of VPC Flow text
+    # as Parquet: 487 MB against 319 MB at 100 MB). Those reads are Python bytes (the spooled
+    # file is a Python file), so tracemalloc sees them
+    from shared.formats import ObjectContext, vpcflow
+
+    ctx = ObjectContext(source="s", bucket="b", key=KEY.format("p").replace(".log.gz",
+                                                                            ".parquet"))
+    peaks = []
+    for groups in (4, 40):
+        path = tmp_path / f"flow{groups}.parquet"
+        _flow_parquet(path, groups)
+        with open(path, "rb") as f:
+            source = parquet_source.spooled(iter(lambda: f.read(1 << 16), b""),
+                                            memory_bytes=1 << 16)
+        tracemalloc.start()
+        try:
+            n = sum(1 for row in vpcflow.parse_parquet(source, ctx) if isinstance(row, dict))
+            peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
+        finally:
+            tracemalloc.stop()
+            source.close()
+        assert n == groups * 2_000
+        size = path.stat().st_size / 1e6
+    # 10x the row groups (the larger file is ~3 MB): the peak is a batch of rows, not the
+    # file's bytes
+    assert peaks[1] < peaks[0] + size / 4, (peaks, size)

@@ -291,6 +291,10 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         raise FormatError("VPC flow log object is empty (not even a header line)")
 
 
+PARQUET_BATCH_ROWS = 2_000
+PARQUET_READ_BUFFER = 1 << 20
+
+
 def parse_parquet(data: Any, ctx: ObjectContext) -> Iterator[Item]:
     """Parquet flow logs (column names with underscores), row group by row group from bytes or
     a seekable binary file (parquet_source.spooled). Needs the optional ``pyarrow``."""
@@ -302,7 +306,13 @@ def parse_parquet(data: Any, ctx: ObjectContext) -> Iterator[Item]:
     fallback = key_time(ctx.key) or ctx.event_time
     try:
         source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
-        batches = pq.ParquetFile(source).iter_batches(batch_size=10_000)
+        # bounded by a few pages, not by the file or a row group (benchmarks/RESULTS.md):
+        # pre_buffer=False, or pyarrow's read cache keeps every row group it pre-buffered until
+        # the file is closed (a 1 GB VPC Flow object: +180 MB of RSS); buffer_size streams a
+        # column chunk in 1 MB reads instead of reading it whole; one thread decodes one column
+        # at a time; 2,000 rows at a time to Python objects
+        batches = pq.ParquetFile(source, pre_buffer=False, buffer_size=PARQUET_READ_BUFFER) \
+            .iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
         first = next(batches, None)
     except Exception as err:  # pyarrow raises its own error types
         raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err
