@@ -688,20 +688,23 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     # only positions it has already read): most rows skip the two membership tests
     settled = max((r.last for r in (progress.done, progress.dead) if r), default=-1)
 
+    def note_rejected(position: int, item: formats.Rejected) -> None:
+        if position not in progress.dead:  # not reported again on a retry
+            rejected.add(position)
+            if len(rejected_lines) < 2000:
+                rejected_lines.append(item.position)  # as the parser counts
+            if len(rejected_reasons) < 100:
+                rejected_reasons.add(item.reason)
+            if len(rejected_samples) < 3:
+                rejected_samples.append(f"line {item.position}: {item.raw}")
+
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         lo, hi = stats.event_time_min, stats.event_time_max  # see_time only when they move
         try:
             for position, item in enumerate(items):
                 stats.records_in += 1  # read: accepted + dead-lettered + skipped at the end
                 if item.__class__ is not dict and isinstance(item, formats.Rejected):
-                    if position not in progress.dead:  # not reported again on a retry
-                        rejected.add(position)
-                        if len(rejected_lines) < 2000:
-                            rejected_lines.append(item.position)  # as the parser counts
-                        if len(rejected_reasons) < 100:
-                            rejected_reasons.add(item.reason)
-                        if len(rejected_samples) < 3:
-                            rejected_samples.append(f"line {item.position}: {item.raw}")
+                    note_rejected(position, item)
                     continue
                 if item.__class__ is not dict and isinstance(item, formats.Skipped):
                     stats.records_skipped += 1
@@ -740,16 +743,6 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
         counts.accepted += len(batch)
         counts.batches += 1
         accepted(batch)
-
-    def note_rejected(position: int, item: formats.Rejected) -> None:
-        if position not in progress.dead:  # not reported again on a retry
-            rejected.add(position)
-            if len(rejected_lines) < 2000:
-                rejected_lines.append(item.position)  # as the parser counts
-            if len(rejected_reasons) < 100:
-                rejected_reasons.add(item.reason)
-            if len(rejected_samples) < 3:
-                rejected_samples.append(f"line {item.position}: {item.raw}")
 
     deadline = stats.started + conn.settings.invocation_budget_seconds
     undeclared: dict[str, _Undeclared] = {}
