@@ -466,6 +466,13 @@ class _Conflict(Exception):
     """Another instance changed the breaker entity since it was read."""
 
 
+MAX_HELD_SOURCES = 100  # source names a breaker entity remembers (names are <= 64 chars)
+
+
+def _names(e: dict[str, Any]) -> list[str]:
+    return [n for n in str(e.get("Sources") or "").split(",") if n]
+
+
 class CircuitBreaker:
     """Stops hammering a failing Logs Ingestion endpoint: one per endpoint, shared by every
     instance through an entity in the checkpoint table (``table`` given; in memory without).
@@ -526,9 +533,16 @@ class CircuitBreaker:
                                "closed": int(e.get("Closed") or 0)}
         if state == "open":
             out["retry_in_s"] = round(float(e.get("OpenUntil") or 0) - now, 1)
+            out["sources"] = _names(e)
         if float(e.get("ProbeUntil") or 0) > now:
             out["probe_until_s"] = round(float(e.get("ProbeUntil") or 0) - now, 1)
         return out
+
+    def held_sources(self) -> set[str]:
+        """While the circuit is open: the sources whose objects failed on this endpoint (the
+        poller leaves their backlog in SQS). Empty when closed or half open."""
+        e, _ = self._read()
+        return set(_names(e)) if self._state_of(e) == "open" else set()
 
     # -- the three transitions ---------------------------------------------------------------
     def _update(self, change: Callable[[dict[str, Any]], Any]) -> Any:
@@ -598,18 +612,23 @@ class CircuitBreaker:
                 return  # closed and quiet: no write per object
             was_open = int(e.get("Failures") or 0) >= self.threshold
             e.update(Failures=0, OpenUntil=0.0, Cooldown=self.base, ProbeUntil=0.0,
-                     ProbeOwner="")
+                     ProbeOwner="", Sources="")
             if was_open:
                 e["Closed"] = int(e.get("Closed") or 0) + 1
                 log.warning("circuit of %s closed: the trial object was delivered",
                             self.endpoint)
         self._update(change)
 
-    def failure(self, owner: str = "") -> None:
+    def failure(self, owner: str = "", source: str = "") -> None:
+        """One object failed transiently here; ``source`` (its AWS source) is remembered
+        until the circuit closes, so the poller pauses that source's pulls while it is open."""
         def change(e: dict[str, Any]) -> None:
             now = self._clock()
             state = self._state_of(e)
             failures = int(e.get("Failures") or 0) + 1
+            names = _names(e)
+            if source and source not in names and len(names) < MAX_HELD_SOURCES:
+                e["Sources"] = ",".join(sorted([*names, source]))
             cooldown = float(e.get("Cooldown") or self.base)
             e["Failures"] = failures
             if failures < self.threshold:

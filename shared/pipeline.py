@@ -223,15 +223,27 @@ def reset_connector() -> None:
 
 # ---- timer: SQS -> work queue ------------------------------------------------------------
 
+def _held_sources(conn: Connector) -> set[str]:
+    """The sources whose objects failed on a routed endpoint (DCR_ROUTES) whose circuit is
+    open now: their pulls pause like every source's when the default endpoint's is open."""
+    held: set[str] = set()
+    default = conn.settings.logs_ingestion_endpoint
+    for endpoint in sorted({e for e, _ in conn.settings.dcr_routes.values()} - {default}):
+        held |= conn.breaker_at(endpoint).held_sources()
+    return held
+
+
 def poll_notifications(conn: Connector) -> list[PollStats]:
     """Drain every source's SQS queue into the work queue within the time budget."""
     deadline = time.monotonic() + conn.settings.poll_time_budget_seconds
     results = []
     sources = conn.settings.sources
     circuit = conn.breaker.state
+    held = _held_sources(conn)
     for i, source in enumerate(sources):
-        if circuit == "open":
-            # the ingestion endpoint is failing for every instance: the backlog waits safely
+        if circuit == "open" or source.name in held:
+            # the ingestion endpoint is failing for every instance (the default one, or a
+            # DCR_ROUTES endpoint this source's objects failed on): the backlog waits safely
             # in SQS instead of piling up as deferred work items
             results.append(PollStats(source.name, paused=True))
             continue
@@ -578,7 +590,7 @@ def _attempt(conn: Connector, ref: ObjectRef, stats: ObjectStats,
             failed = getattr(err, "endpoint", None)  # set when one of several endpoints failed
             for breaker in gate:
                 if failed is None or breaker.endpoint == failed:
-                    breaker.failure(owner)
+                    breaker.failure(owner, source=source.name)
                 else:
                     breaker.success(owner)  # its tables' records were delivered
         if isinstance(err, Deferred):

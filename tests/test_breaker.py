@@ -1,5 +1,7 @@
 """The circuit breaker: opens after repeated object-level outages, defers work items instead
 of burning their dequeue count, and closes again after a successful trial."""
+import json
+
 from sample_logs import guardduty
 
 from shared.ingestion import CircuitBreaker
@@ -153,3 +155,35 @@ def test_open_circuit_pauses_the_poller_and_the_heartbeat_and_health_show_it(wor
     status, body = pipeline.check_health(conn)
     circuit = [v for k, v in body["components"].items() if k.startswith("circuit:")]
     assert status == 503 and circuit[0]["state"] == "open" and circuit[0]["retry_in_s"] > 50
+
+
+def test_an_open_circuit_of_a_routed_endpoint_pauses_only_the_sources_that_failed_there(world):
+    # GIVEN GuardDuty routed to a second endpoint, and two sources with a backlog each
+    from shared import pipeline
+
+    failing, fine = world.add_source("routedfail"), world.add_source("routedfine")
+    for src in (failing, fine):
+        key, data, _ = guardduty(2)
+        world.put(src, key, data)
+    default = world.stack.env["LOGS_INGESTION_ENDPOINT"]
+    other = default.replace("127.0.0.1", "localhost")
+    world.configure(DCR_ROUTES=json.dumps({"AWSGuardDuty": {
+        "endpoint": other, "dcrImmutableId": world.stack.env["DCR_IMMUTABLE_ID"]}}),
+        CIRCUIT_FAILURE_THRESHOLD="1", CIRCUIT_COOLDOWN_SECONDS="60")
+    conn = pipeline.connector()
+    # WHEN an object of the first source failed on the routed endpoint and its circuit opened
+    conn.breaker_at(other).failure(source="routedfail")
+    assert conn.breaker.state == "closed"  # the default endpoint is fine
+    assert conn.breaker_at(other).snapshot()["sources"] == ["routedfail"]
+    stats = {s.source: s for s in pipeline.poll_notifications(conn)}
+    # THEN that source's backlog waits in SQS; the other source is pulled as usual
+    assert stats["routedfail"].paused and stats["routedfail"].messages_received == 0
+    assert not stats["routedfine"].paused and stats["routedfine"].messages_received == 1
+    sqs = world.sqs.get_queue_attributes(QueueUrl=failing["queueUrl"],
+                                         AttributeNames=["ApproximateNumberOfMessages"])
+    assert int(sqs["Attributes"]["ApproximateNumberOfMessages"]) == 1
+    # AND once the circuit closes, the source is pulled again
+    conn.breaker_at(other).success()
+    assert conn.breaker_at(other).held_sources() == set()
+    stats = {s.source: s for s in pipeline.poll_notifications(conn)}
+    assert not stats["routedfail"].paused and stats["routedfail"].messages_received == 1

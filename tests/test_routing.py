@@ -272,6 +272,8 @@ def test_a_table_in_another_dcr_on_another_endpoint_trips_only_that_endpoints_br
     conn = pipeline.connector()
     assert conn.breaker_at(other).snapshot()["failures"] == host.max_dequeue
     assert conn.breaker_at(default).snapshot()["failures"] == 0
+    # and the entity remembers the source, for the poller's pause while the circuit is open
+    assert conn.breaker_at(other)._read()[0].get("Sources") == "nfwroute"
 
 
 # ---- units: the kinds setting, the health rows ---------------------------------------------
