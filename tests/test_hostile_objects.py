@@ -266,7 +266,11 @@ def outcome(stack: Any) -> dict[str, Any]:
         attempts: dict[str, list[str]] = {}
         for r in world.accepted(HEALTH):
             if r["Kind"] == "object":
-                rows[r["S3Key"]] = r
+                # a second work item of a settled object (a notification the poller received
+                # twice: SQS is at least once) is its own "duplicate" row; the object's outcome
+                # is the row of the copy that did the work
+                if r["Outcome"] != "duplicate" or r["S3Key"] not in rows:
+                    rows[r["S3Key"]] = r
                 attempts.setdefault(r["S3Key"], []).append(r["Outcome"])
         poison: dict[str, list[dict[str, Any]]] = {}
         for item in host.poison_items_all():

@@ -134,7 +134,8 @@ def test_a_busy_source_does_not_starve_the_next_one(monkeypatch):
     monkeypatch.setattr(pipeline, "poll_source", fake_poll)
     conn = SimpleNamespace(
         settings=SimpleNamespace(poll_time_budget_seconds=240,
-                                 sources=[SimpleNamespace(name="a"), SimpleNamespace(name="b")]),
+                                 sources=[SimpleNamespace(name="a"), SimpleNamespace(name="b")],
+                                 logs_ingestion_endpoint="https://dce", dcr_routes={}),
         poison=SimpleNamespace(depth=lambda: 0),
         breaker=SimpleNamespace(state="closed"),
         emit_health=lambda rows: None)
