@@ -123,7 +123,9 @@ class LocalStack:
         waits: list[tuple[str, int, bool]] = []
         if self.use_moto:  # subprocesses first: they take longest to boot
             port = free_port()
-            self._spawn("moto", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)])
+            # moto with an atomic SQS ReceiveMessage (devtools/motoserver.py says why)
+            self._spawn("moto", [sys.executable, str(Path(__file__).with_name("motoserver.py")),
+                                 "-H", HOST, "-p", str(port)])
             self.moto_url = f"http://{HOST}:{port}"
             waits.append(("moto", port, True))
         if self.use_azurite:
