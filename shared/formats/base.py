@@ -388,10 +388,11 @@ def split_fields(line: str) -> list[str]:
 
 
 def _split_plain(line: str) -> list[str] | None:
-    """``split_fields`` of a line without backslashes by str.split alone, or None when a
+    """``split_fields`` of a line without backslashes by str methods alone, or None when a
     quote or bracket is not a whole field (the tokenizer decides then): at most one
-    ``[bracketed]`` field before any quote, every ``"quoted"`` field set apart by whitespace."""
-    out: list[str] = []
+    ``[bracketed]`` field before any quote, every ``"quoted"`` field set apart by whitespace,
+    or (NLB) no whitespace inside any quotes."""
+    out: list[str] | None = None
     if "[" in line or "]" in line:
         i = line.find("[")
         j = line.find("]", i + 1)
@@ -403,9 +404,17 @@ def _split_plain(line: str) -> list[str] | None:
         out.append(line[i + 1:j])
         line = line[j + 1:]
     segs = line.split('"')  # even indexes: outside quotes; odd: a quoted field's text
+    fields = _split_segments(segs) if len(segs) & 1 else None  # even: a quote is not closed
+    if fields is None:
+        return None if out is not None else _split_unspaced(line, segs)
+    return fields if out is None else out + fields
+
+
+def _split_segments(segs: list[str]) -> list[str] | None:
+    """The fields of a line split at its (balanced) quotes, or None when a quoted text is not
+    set apart by whitespace."""
+    out: list[str] = []
     last = len(segs) - 1
-    if last & 1:
-        return None  # an odd number of quotes: one is not closed
     for k in range(0, last + 1, 2):
         outside = segs[k]
         # after a closing quote: whitespace, or the end of the line
@@ -418,6 +427,17 @@ def _split_plain(line: str) -> list[str] | None:
         if k < last:
             out.append(segs[k + 1])
     return out
+
+
+def _split_unspaced(line: str, segs: list[str]) -> list[str] | None:
+    """A line (no brackets, no backslashes) whose closed quotes hold no whitespace (NLB's
+    ``"h2","http/1.1"``): the tokenizer's fields are str.split's, a token that is one quoted
+    string without its quotes."""
+    inside = "".join(segs[1:-1:2])
+    if inside.split() != ([inside] if inside else []):
+        return None  # whitespace inside quotes
+    return [t[1:-1] if t[0] == '"' and len(t) > 1 and t[-1] == '"' and '"' not in t[1:-1]
+            else t for t in line.split()]
 
 
 LEADING_GARBAGE = 3  # bad values tolerated before the first good one (then: not JSON at all)
