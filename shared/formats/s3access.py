@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
@@ -21,10 +20,8 @@ from .base import (
     Format,
     Item,
     ObjectContext,
-    compact,
-    dash,
     field_lines,
-    int32,
+    fields_mapper,
     iso,
     tolerant_sniff,
 )
@@ -78,13 +75,11 @@ def _log_time(value: str) -> str | None:
     return iso(dt)
 
 
-def map_fields(fields: list[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {"TimeGenerated": log_time(fields[2]) if len(fields) > 2 else None}
-    for column, value in zip(COLUMNS, fields):
-        if column is None:
-            continue
-        row[column] = int32(value) if column in INTS else dash(value)
-    return compact(row)
+map_fields = fields_mapper(
+    "S3 access", len(COLUMNS), "_log_time(f[2]) if f[2] is not None else None",
+    tuple((i, column, "int32" if column in INTS else "text")
+          for i, column in enumerate(COLUMNS) if column is not None),
+    scope={"_log_time": log_time})
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
