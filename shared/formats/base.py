@@ -404,6 +404,10 @@ def _split_plain(line: str) -> list[str] | None:
         out.append(line[i + 1:j])
         line = line[j + 1:]
     segs = line.split('"')  # even indexes: outside quotes; odd: a quoted field's text
+    if out is None and len(segs) > 2 and " " not in segs[1]:
+        fields = _split_unspaced(line, segs)  # NLB: no quoted text holds a space
+        if fields is not None:
+            return fields
     fields = _split_segments(segs) if len(segs) & 1 else None  # even: a quote is not closed
     if fields is None:
         return None if out is not None else _split_unspaced(line, segs)
@@ -436,8 +440,15 @@ def _split_unspaced(line: str, segs: list[str]) -> list[str] | None:
     inside = "".join(segs[1:-1:2])
     if inside.split() != ([inside] if inside else []):
         return None  # whitespace inside quotes
-    return [t[1:-1] if t[0] == '"' and len(t) > 1 and t[-1] == '"' and '"' not in t[1:-1]
-            else t for t in line.split()]
+    head = segs[0]
+    if head[-1:] == " ":  # the first quote starts a token: the tokens before it hold none
+        fields = head.split()
+        line = line[len(head):]
+    else:
+        fields = []
+    fields += [t[1:-1] if t[0] == '"' and len(t) > 1 and t[-1] == '"' and '"' not in t[1:-1]
+               else t for t in line.split()]
+    return fields
 
 
 LEADING_GARBAGE = 3  # bad values tolerated before the first good one (then: not JSON at all)
@@ -535,7 +546,7 @@ def json_text(value: Any) -> str:
 # kinds of an access-log column: "text" ('-' and '' mean no value), "int32" / "int64" (whole
 # numbers; junk and out of range: no value), "real" (no NaN / infinity), "hostport" (column is
 # (host column, port column): ``host:port``, ``[v6]:port``)
-_INT_CODE = """    if {v}:
+_INT_CODE = """    if {v} and {v} != '-':
         try:
             x = int({v})
         except ValueError:
@@ -543,7 +554,7 @@ _INT_CODE = """    if {v}:
         if x is not None{bounds}:
             row[{column!r}] = x
 """
-_REAL_CODE = """    if v:
+_REAL_CODE = """    if v and v != '-':
         try:
             x = float(v)
         except ValueError:

@@ -25,7 +25,6 @@ from .base import (
     Format,
     Item,
     ObjectContext,
-    dash,
     field_lines,
     fields_mapper,
     split_fields,
@@ -135,43 +134,47 @@ def classic_sniff(head: str) -> bool:
         and ":" in f[2]
 
 
-def _request_parts(request: str | None) -> tuple[str | None, str | None, str | None]:
-    parts = (request or "").split(" ")
-    parts += [""] * (3 - len(parts))
-    return dash(parts[0]), dash(parts[1]), dash(" ".join(parts[2:]).strip())
-
-
 CLASSIC_COLUMNS = (
     (1, "Elb", "text"), (2, ("ClientIp", "ClientPort"), "hostport"),
     (3, ("BackendIp", "BackendPort"), "hostport"), (4, "RequestProcessingTime", "real"),
     (5, "BackendProcessingTime", "real"), (6, "ResponseProcessingTime", "real"),
     (7, "ElbStatusCode", "int32"), (8, "BackendStatusCode", "int32"),
     (9, "ReceivedBytes", "int64"), (10, "SentBytes", "int64"))
-# the request line (kept as written unless it is "-" / "- - -") and its three parts, the user
-# agent and TLS fields, then the object the row came from
+# the request line (kept as written unless it is "-" / "- - -") and its three parts (what
+# _request_parts gives, by partition), the user agent and TLS fields, then the columns of the
+# object the row came from (``origin``: one dict per object, see _origin)
 _CLASSIC_TAIL = """    v = f[11]
     if v is not None and v.strip() not in ('-', '- - -'):
         row['RequestRaw'] = v
-        method, url, protocol = _request_parts(v)
-        if method is not None:
+        method, _, rest = v.partition(' ')
+        if method and method != '-':
             row['RequestMethod'] = method
-        if url is not None:
+        url, _, protocol = rest.partition(' ')
+        if url and url != '-':
             row['RequestUrl'] = url
-        if protocol is not None:
+        protocol = protocol.strip()
+        if protocol and protocol != '-':
             row['RequestProtocol'] = protocol
 """ + "".join(f"    v = f[{i}]\n    if v and v != '-':\n        row[{column!r}] = v\n"
               for i, column in ((12, "UserAgent"), (13, "SslCipher"), (14, "SslProtocol"))) + \
-    """    if ctx is not None:
-        if ctx.source is not None:
-            row['SourceName'] = ctx.source
-        if ctx.bucket is not None:
-            row['S3Bucket'] = ctx.bucket
-        if ctx.key is not None:
-            row['S3Key'] = ctx.key
+    """    if origin:
+        row.update(origin)
 """
-classic_row = fields_mapper("classic ELB", 15, "_utc(f[0])", CLASSIC_COLUMNS,
-                            tail=_CLASSIC_TAIL, args="f, ctx=None",
-                            scope={"_utc": _utc, "_request_parts": _request_parts})
+_classic_map = fields_mapper("classic ELB", 15, "_utc(f[0])", CLASSIC_COLUMNS,
+                             tail=_CLASSIC_TAIL, args="f, origin", scope={"_utc": _utc})
+
+
+def _origin(ctx: ObjectContext | None) -> dict[str, str]:
+    """SourceName, S3Bucket, S3Key of the object (those that are not None)."""
+    if ctx is None:
+        return {}
+    return {column: value for column, value in (
+        ("SourceName", ctx.source), ("S3Bucket", ctx.bucket), ("S3Key", ctx.key))
+        if value is not None}
+
+
+def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, object]:
+    return _classic_map(f, _origin(ctx))
 
 
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -180,7 +183,9 @@ def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not tolerant_sniff(classic_sniff, text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
-    yield from field_lines(text, "classic ELB access log", 13, lambda f: classic_row(f, ctx))
+    origin = _origin(ctx)
+    yield from field_lines(text, "classic ELB access log", 13,
+                           lambda f: _classic_map(f, origin))
 
 
 ALB = Format(name="alb", table="AWSALBAccessLogs", parse=alb_parse, sniff=alb_sniff,
