@@ -416,20 +416,25 @@ def _split_plain(line: str) -> list[str] | None:
 
 def _split_segments(segs: list[str]) -> list[str] | None:
     """The fields of a line split at its (balanced) quotes, or None when a quoted text is not
-    set apart by whitespace."""
-    out: list[str] = []
+    set apart by whitespace: before an opening quote whitespace or the start of the line,
+    after a closing quote whitespace or the end of the line."""
+    outside = segs[0]
+    out = outside.split()
     last = len(segs) - 1
-    for k in range(0, last + 1, 2):
+    if not last:
+        return out
+    if outside and not outside[-1].isspace():
+        return None
+    append = out.append
+    for k in range(2, last + 1, 2):
+        append(segs[k - 1])
         outside = segs[k]
-        # after a closing quote: whitespace, or the end of the line
-        if k and not (outside[:1].isspace() or (k == last and not outside)):
-            return None
-        # before an opening quote: whitespace, or the start of the line
-        if k < last and not (outside[-1:].isspace() or (k == 0 and not outside)):
-            return None
-        out += outside.split()
-        if k < last:
-            out.append(segs[k + 1])
+        if outside:
+            if not outside[0].isspace() or (k < last and not outside[-1].isspace()):
+                return None
+            out += outside.split()
+        elif k < last:
+            return None  # two quoted texts touch: ""
     return out
 
 
@@ -565,7 +570,7 @@ _REAL_CODE = """    if v and v != '-':
 _HOSTPORT_CODE = """    if v and v != '-':
         h, s, p = v.rpartition(':')
         if s:
-            if h[:1] == '[' and h[-1:] == ']':
+            if v[0] == '[' and h[-1] == ']':  # v[0] is h[0]: h is not empty then
                 h = h[1:-1]
             if h:
                 row[{host!r}] = h
@@ -623,10 +628,11 @@ def field_lines(text: TextSource, fmt: str, minimum: int,
                 mapper: Callable[[list[str]], dict[str, Any]]) -> Iterator[Item]:
     """Space-separated access-log lines (ELB, S3): each line split by ``split_fields`` and
     mapped; a line with fewer than ``minimum`` fields or no valid time is rejected alone."""
+    split = split_fields
     for n, line in enumerate(text.lines(), start=1):
         if not line or line.isspace():  # not line.strip(): no copy of every line
             continue
-        fields = split_fields(line)
+        fields = split(line)
         if len(fields) < minimum:
             yield Rejected(n, f"{fmt} line has {len(fields)} fields, expected at least "
                               f"{minimum}", line)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from functools import partial
 
 from ..errors import FormatError
 from ..reader import TextSource
@@ -50,17 +51,16 @@ def _first_line(head: str) -> list[str]:
 def _utc(value: str | None) -> str | None:
     """ELB times are UTC; NLB writes them without the Z."""
     # ALB / classic ELB: YYYY-MM-DDTHH:MM:SS.ffffffZ, a new value on almost every line: told
-    # by its punctuation and fromisoformat (ASCII digits only) instead of two regexes and the
-    # cache, the same answer as below (what iso_from_text keeps as it is)
+    # by its punctuation and fromisoformat (it reads ASCII digits only, the fraction's too)
+    # instead of two regexes and the cache, the same answer as below (what iso_from_text
+    # keeps as it is; a .000000 fraction it drops)
     if value.__class__ is str and len(value) == 27 and value[26] == "Z" \
-            and value[4:20:3] == "--T::.":
-        fraction = value[20:26]
-        if fraction != "000000" and fraction.isdigit() and fraction.isascii():
-            try:
-                datetime.fromisoformat(value)
-                return value
-            except ValueError:
-                pass
+            and value[4:20:3] == "--T::." and value[20:26] != "000000":
+        try:
+            datetime.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
     if value is None or not _TIME.match(value):
         return None
     return when(value if value.endswith("Z") else value + "Z")
@@ -161,7 +161,7 @@ _CLASSIC_TAIL = """    v = f[11]
         row.update(origin)
 """
 _classic_map = fields_mapper("classic ELB", 15, "_utc(f[0])", CLASSIC_COLUMNS,
-                             tail=_CLASSIC_TAIL, args="f, origin", scope={"_utc": _utc})
+                             tail=_CLASSIC_TAIL, args="origin, f", scope={"_utc": _utc})
 
 
 def _origin(ctx: ObjectContext | None) -> dict[str, str]:
@@ -174,7 +174,7 @@ def _origin(ctx: ObjectContext | None) -> dict[str, str]:
 
 
 def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, object]:
-    return _classic_map(f, _origin(ctx))
+    return _classic_map(_origin(ctx), f)
 
 
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -183,9 +183,8 @@ def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not tolerant_sniff(classic_sniff, text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
-    origin = _origin(ctx)
     yield from field_lines(text, "classic ELB access log", 13,
-                           lambda f: _classic_map(f, origin))
+                           partial(_classic_map, _origin(ctx)))
 
 
 ALB = Format(name="alb", table="AWSALBAccessLogs", parse=alb_parse, sniff=alb_sniff,
