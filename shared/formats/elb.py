@@ -50,17 +50,25 @@ def _first_line(head: str) -> list[str]:
 
 def _utc(value: str | None) -> str | None:
     """ELB times are UTC; NLB writes them without the Z."""
-    # ALB / classic ELB: YYYY-MM-DDTHH:MM:SS.ffffffZ, a new value on almost every line: told
-    # by its punctuation and fromisoformat (it reads ASCII digits only, the fraction's too)
-    # instead of two regexes and the cache, the same answer as below (what iso_from_text
-    # keeps as it is; a .000000 fraction it drops)
-    if value.__class__ is str and len(value) == 27 and value[26] == "Z" \
-            and value[4:20:3] == "--T::." and value[20:26] != "000000":
-        try:
-            datetime.fromisoformat(value)
-            return value
-        except ValueError:
-            pass
+    # ALB / classic ELB: YYYY-MM-DDTHH:MM:SS.ffffffZ, NLB: YYYY-MM-DDTHH:MM:SS, a new value on
+    # almost every line: told by its punctuation and fromisoformat (it reads ASCII digits
+    # only, the fraction's too) instead of two regexes and the cache, the same answer as
+    # below (what iso_from_text keeps as it is; a .000000 fraction it drops)
+    if value.__class__ is str:
+        size = len(value)
+        stamp = None
+        if size == 27:
+            if value[26] == "Z" and value[4:20:3] == "--T::." and value[20:26] != "000000":
+                stamp = value
+        elif size == 19:
+            if value[4::3] == "--T::":
+                stamp = value + "Z"
+        if stamp is not None:
+            try:
+                datetime.fromisoformat(stamp)
+                return stamp
+            except ValueError:
+                pass
     if value is None or not _TIME.match(value):
         return None
     return when(value if value.endswith("Z") else value + "Z")
