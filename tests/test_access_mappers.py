@@ -270,6 +270,7 @@ def _clear_caches() -> None:
     base._WHEN.clear()
     base._WHEN_EPOCH.clear()
     s3access._LOG_TIMES.clear()
+    s3access._MINUTES.clear()
 
 
 @pytest.mark.parametrize("fmt", sorted(ELB_LIKE))
@@ -365,3 +366,20 @@ def test_cloudfront_rows_are_the_reference_rows() -> None:
         assert _outcome(partial(cloudfront.map_values, columns, ctx=ctx, plain=plain_header),
                         values) == want, (i, columns, values)
         assert _outcome(partial(cloudfront.map_values, columns, ctx=ctx), values) == want
+
+
+def test_s3_log_time_fast_path_gives_the_reference_answer() -> None:
+    rnd = random.Random(11)
+    stamps = ["06/Feb/2019:00:00:38 +0000", "31/Dec/1999:23:59:59 +0000",
+              "29/Feb/2024:12:00:00 +0000", "29/Feb/2023:12:00:00 +0000",
+              "06/feb/2019:00:00:38 +0000", "06/Feb/0999:00:00:38 +0000"]
+    alphabet = "0123456789/:+- ZFebJanxX\u0661\u0666\u00b2\n"
+    for i in range(20_000):
+        value = list(rnd.choice(stamps))
+        for _ in range(rnd.randint(0, 2)):
+            value[rnd.randrange(len(value))] = rnd.choice(alphabet)
+        text = "".join(value)
+        s3access._LOG_TIMES.clear()
+        if rnd.random() < 0.5:  # half the time the minute is remembered from an earlier case
+            s3access._MINUTES.clear()
+        assert s3access.log_time(text) == log_time(text), (i, text)
