@@ -9,9 +9,14 @@ core, with no network, on the same bytes, repetitions interleaved (best of N):
 * **ours**: ``reader.TextSource(decompress(...))`` -> ``formats.detect`` -> the format's parser
   and mapper -> ``batching.batches`` -> ``Batch.gzipped()`` (the request bodies we send);
 * **floor**: what any connector must at least do with those bytes: gunzip (the fastest
-  inflater installed), ``orjson.loads`` per record (JSON formats; line formats: split the line
-  into a dict of its fields), ``orjson.dumps`` per record, bodies of the same size joined and
-  gzipped with the compressor and level we ship. No mapping, no validation;
+  inflater installed), ``orjson.loads`` per record (JSON formats; line formats: the line split
+  into a dict of its fields, by the fastest of ``SPLITTERS`` that gives our parser's field
+  values on every line of the object and of the format's AWS sample fixture: ``"GET / HTTP/1.1"``
+  one field, not three), ``orjson.dumps`` per record, bodies of the same size joined and
+  gzipped with the compressor and level we ship. No mapping, no validation. The earlier floor
+  of the line formats (``str.split(" ")``, which cuts quoted fields apart and gives CloudFront's
+  tab-separated lines as one field) is reported too: ``floor_split_mb_s``,
+  ``ratio_vs_split_floor``;
 * **sdk**: our reader, parser and mapper into a list, then ``LogsIngestionClient.upload(list)``
   (which serialises, chunks and gzips itself) over an ``HttpTransport`` of ours that discards
   each request and answers 204.
@@ -24,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import csv
 import gzip
 import io
 import json
 import pstats
+import re
 import sys
 import time
 import zlib
@@ -98,6 +105,15 @@ FORMATS: dict[str, tuple[Callable[[int], tuple[str, bytes, int]], int, str]] = {
     "securityhub": (lambda n: _fixture_object("securityhub_asff_00", n), 400, "json_lines"),
 }
 MAIN = ("cloudtrail", "vpcflow")
+# line formats: the golden fixture whose lines the floor's split must also get right, and the
+# fields our parser reads from a line (ELB and S3 access: split_fields; CloudFront: tabs)
+LINE_FIXTURES = {"alb": "alb_access", "nlb": "nlb_access", "elb-classic": "elb_classic_access",
+                 "s3access": "s3_server_access", "cloudfront": "cloudfront"}
+
+
+def our_fields(name: str, line: str) -> list[str]:
+    from shared.formats.base import split_fields
+    return line.split("\t") if name == "cloudfront" else split_fields(line)
 
 
 def build(name: str, mb: float) -> tuple[str, bytes, int]:
@@ -141,7 +157,115 @@ def _gunzip(data: bytes) -> bytes:
     return b"".join(out)
 
 
-def _floor_records(data: bytes, framing: str) -> Iterator[Any]:
+# ---- the floor's line split: candidates, each (lines) -> iterator of field lists ------------
+
+def _split_space(lines: list[str]) -> Iterator[list[str]]:
+    for line in lines:
+        yield line.split(" ")
+
+
+def _split_tab(lines: list[str]) -> Iterator[list[str]]:
+    for line in lines:
+        yield line.split("\t")
+
+
+def _split_csv(lines: list[str]) -> Iterator[list[str]]:
+    return csv.reader(lines, delimiter=" ", quotechar='"')
+
+
+_RX = re.compile(r'"([^"]*)"|\[([^\]]*)\]|([^ ]+)')
+
+
+def _split_regex(lines: list[str]) -> Iterator[list[str]]:
+    findall = _RX.findall
+    for line in lines:
+        yield [a or b or c for a, b, c in findall(line)]
+
+
+def _split_quotes(lines: list[str]) -> Iterator[list[str]]:
+    """str.split on quotes, then on spaces outside them (right when every quoted text is a
+    whole field and the quotes are balanced)."""
+    for line in lines:
+        segs = line.split('"')
+        fields = segs[0].split()
+        for k in range(1, len(segs), 2):
+            fields.append(segs[k])
+            fields += segs[k + 1].split()
+        yield fields
+
+
+def _split_quotes_bracket(lines: list[str]) -> Iterator[list[str]]:
+    """_split_quotes after one ``[bracketed]`` field (S3 access: the time)."""
+    for line in lines:
+        i = line.find("[")
+        if i >= 0:
+            j = line.find("]", i)
+            fields = line[:i].split()
+            fields.append(line[i + 1:j])
+            line = line[j + 1:]
+        else:
+            fields = []
+        segs = line.split('"')
+        fields += segs[0].split()
+        for k in range(1, len(segs), 2):
+            fields.append(segs[k])
+            fields += segs[k + 1].split()
+        yield fields
+
+
+SPLITTERS: dict[str, Callable[[list[str]], Iterator[list[str]]]] = {
+    "str.split(' ')": _split_space, "str.split(tab)": _split_tab, "csv": _split_csv,
+    "re.findall": _split_regex, "quotes": _split_quotes, "quotes+bracket": _split_quotes_bracket}
+OLD_SPLIT = "str.split(' ')"  # the floor of the earlier rounds
+FLOOR_LINES = ("line formats: the floor's 'loads' is the fastest of SPLITTERS that gives our "
+               "parser's field values (quoted and bracketed fields whole) on every line of the "
+               "object and of the format's AWS sample fixture (floor_split names it, "
+               "floor_split_us_per_line times each candidate); floor_split_mb_s / "
+               "ratio_vs_split_floor: the earlier floor, str.split(' '), which cuts quoted "
+               "fields apart (CloudFront: one field per line)")
+
+
+def _record_lines(data: bytes) -> list[str]:
+    return [ln for ln in _gunzip(data).decode().split("\n") if ln and ln[0] != "#"]
+
+
+def _fixture_lines(name: str) -> list[str]:
+    from golden.support import CASES
+    case = next(c for c in CASES if c.golden == LINE_FIXTURES[name])
+    raw = case.file.read_bytes()
+    text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+    return [ln for ln in text.splitlines() if ln.strip() and ln[0] != "#"]
+
+
+def choose_splitter(name: str, data: bytes, repeat: int = 3) -> tuple[str, dict[str, Any]]:
+    """The fastest splitter that gives our parser's fields on every line of the object and of
+    the fixture; and per candidate its process-time microseconds per line, or "wrong"."""
+    lines = _record_lines(data)
+    check = lines + _fixture_lines(name)
+    want = [our_fields(name, ln) for ln in check]
+    table: dict[str, Any] = {}
+    for label, fn in SPLITTERS.items():
+        try:
+            right = list(fn(check)) == want
+        except (IndexError, ValueError, csv.Error):
+            right = False
+        if not right:
+            table[label] = "wrong"
+            continue
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.process_time()
+            for _fields in fn(lines):
+                pass
+            best = min(best, time.process_time() - t)
+        table[label] = round(best / max(1, len(lines)) * 1e6, 3)
+    timed = {k: v for k, v in table.items() if v != "wrong"}
+    if not timed:
+        raise AssertionError(f"{name}: no floor splitter gives our fields: {table}")
+    return min(timed, key=timed.__getitem__), table
+
+
+def _floor_records(data: bytes, framing: str, split: str = OLD_SPLIT) -> Iterator[Any]:
     if framing == "members":  # one JSON document per gzip member (Firehose / CloudWatch)
         rest = data
         while rest:
@@ -162,23 +286,25 @@ def _floor_records(data: bytes, framing: str) -> Iterator[Any]:
         return
     text = raw.decode()
     lines = text.split("\n")
-    if framing == "header_lines":
+    names = [f"f{i}" for i in range(64)]
+    if framing == "header_lines":  # VPC Flow: str.split is its parser's split too
         names = lines[0].split(" ")
         lines = lines[1:]
-    else:
-        names = [f"f{i}" for i in range(64)]
-    for line in lines:
-        if line and line[0] != "#":
-            yield dict(zip(names, line.split(" ")))
+        for line in lines:
+            if line and line[0] != "#":
+                yield dict(zip(names, line.split(" ")))
+        return
+    for fields in SPLITTERS[split]([ln for ln in lines if ln and ln[0] != "#"]):
+        yield dict(zip(names, fields))
 
 
-def floor(key: str, data: bytes, framing: str) -> int:
+def floor(key: str, data: bytes, framing: str, split: str = OLD_SPLIT) -> int:
     """The floor: records out. Each row is copied into one bytearray body at once, as
     ``batching.batches`` does (a list of orjson's rows, each in a >= 4 KB buffer, then joined
     was ~2x slower per row)."""
     dumps, compress = orjson.dumps, batching.compress
     n, body = 0, bytearray(b"[")
-    for rec in _floor_records(data, framing):
+    for rec in _floor_records(data, framing, split):
         row = dumps(rec)
         if len(body) + len(row) + 1 > MAX_BYTES and len(body) > 1:
             body[-1] = 0x5D  # the last "," closes the body
@@ -271,8 +397,12 @@ def measure(name: str, mb: float, repeat: int) -> dict[str, Any]:
     key, data, _ = build(name, mb)
     framing = FORMATS[name][2]
     input_bytes = len(_gunzip(data))
-    paths = {"ours": lambda: ours(key, data), "floor": lambda: floor(key, data, framing),
+    split, splitters = (choose_splitter(name, data) if framing == "lines"
+                        else (OLD_SPLIT, {}))
+    paths = {"ours": lambda: ours(key, data), "floor": lambda: floor(key, data, framing, split),
              "sdk": lambda: sdk(key, data)}
+    if split != OLD_SPLIT:  # the earlier floor, for comparison
+        paths["floor_old"] = lambda: floor(key, data, framing, OLD_SPLIT)
     best = {p: float("inf") for p in paths}
     counts: dict[str, int] = {}
     for _ in range(repeat):  # interleaved: a slow moment of the machine hits all three
@@ -287,11 +417,19 @@ def measure(name: str, mb: float, repeat: int) -> dict[str, Any]:
     def rate(p: str) -> float:
         return mb_in / best[p]
 
-    return {"mb_s": round(rate("ours"), 2), "records_s": round(counts["ours"] / best["ours"]),
-            "floor_mb_s": round(rate("floor"), 2), "sdk_mb_s": round(rate("sdk"), 2),
-            "ratio_vs_floor": round(rate("ours") / rate("floor"), 3),
-            "ratio_vs_sdk": round(rate("ours") / rate("sdk"), 3),
-            "input_mb": round(mb_in, 2), "records": counts["ours"]}
+    out = {"mb_s": round(rate("ours"), 2), "records_s": round(counts["ours"] / best["ours"]),
+           "floor_mb_s": round(rate("floor"), 2), "sdk_mb_s": round(rate("sdk"), 2),
+           "ratio_vs_floor": round(rate("ours") / rate("floor"), 3),
+           "ratio_vs_sdk": round(rate("ours") / rate("sdk"), 3),
+           "input_mb": round(mb_in, 2), "records": counts["ours"]}
+    if framing in ("lines", "header_lines"):
+        out["floor_split"] = split  # how the floor split a line (FLOOR_LINES)
+        old = "floor_old" if "floor_old" in best else "floor"
+        out["floor_split_mb_s"] = round(rate(old), 2)
+        out["ratio_vs_split_floor"] = round(rate("ours") / rate(old), 3)
+        if splitters:
+            out["floor_split_us_per_line"] = splitters
+    return out
 
 
 def profile(name: str, mb: float = 4, top: int = 25) -> str:
@@ -370,18 +508,20 @@ def run(quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"formats": {}}
     for name in FORMATS:
         out["formats"][name] = measure(name, main_mb if name in MAIN else mb, repeat)
+    out["floor_lines"] = FLOOR_LINES
     out["compression"] = compression_table(1.0 if quick else 4.0, 2 if quick else 3)
     return out
 
 
 def _print(result: dict[str, Any]) -> None:
     print("| format | input MB | ours MB/s | records/s | floor MB/s | sdk MB/s | vs floor | "
-          "vs sdk |")
-    print("|---|---|---|---|---|---|---|---|")
+          "vs sdk | floor split | str.split floor MB/s | vs str.split floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in result["formats"].items():
         print(f"| {name} | {r['input_mb']} | {r['mb_s']} | {r['records_s']:,} | "
               f"{r['floor_mb_s']} | {r['sdk_mb_s']} | {r['ratio_vs_floor']} | "
-              f"{r['ratio_vs_sdk']} |")
+              f"{r['ratio_vs_sdk']} | {r.get('floor_split', 'orjson')} | "
+              f"{r.get('floor_split_mb_s', '')} | {r.get('ratio_vs_split_floor', '')} |")
     print()
     print("| format | lib | level | request bytes | MB/s | ratio | requests/GB | max gzip |")
     print("|---|---|---|---|---|---|---|---|")
@@ -405,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         mb, repeat = (3.0, 3) if args.quick else (16.0, 5)
         result = {"formats": {n: measure(n, mb, repeat) for n in args.only},
-                  "compression": {"table": [], "choice": {}}}
+                  "floor_lines": FLOOR_LINES, "compression": {"table": [], "choice": {}}}
     else:
         result = run(args.quick)
     if args.json:

@@ -388,10 +388,11 @@ def split_fields(line: str) -> list[str]:
 
 
 def _split_plain(line: str) -> list[str] | None:
-    """``split_fields`` of a line without backslashes by str.split alone, or None when a
+    """``split_fields`` of a line without backslashes by str methods alone, or None when a
     quote or bracket is not a whole field (the tokenizer decides then): at most one
-    ``[bracketed]`` field before any quote, every ``"quoted"`` field set apart by whitespace."""
-    out: list[str] = []
+    ``[bracketed]`` field before any quote, every ``"quoted"`` field set apart by whitespace,
+    or (NLB) no whitespace inside any quotes."""
+    out: list[str] | None = None
     if "[" in line or "]" in line:
         i = line.find("[")
         j = line.find("]", i + 1)
@@ -403,21 +404,56 @@ def _split_plain(line: str) -> list[str] | None:
         out.append(line[i + 1:j])
         line = line[j + 1:]
     segs = line.split('"')  # even indexes: outside quotes; odd: a quoted field's text
+    if out is None and len(segs) > 2 and " " not in segs[1]:
+        fields = _split_unspaced(line, segs)  # NLB: no quoted text holds a space
+        if fields is not None:
+            return fields
+    fields = _split_segments(segs) if len(segs) & 1 else None  # even: a quote is not closed
+    if fields is None:
+        return None if out is not None else _split_unspaced(line, segs)
+    return fields if out is None else out + fields
+
+
+def _split_segments(segs: list[str]) -> list[str] | None:
+    """The fields of a line split at its (balanced) quotes, or None when a quoted text is not
+    set apart by whitespace: before an opening quote whitespace or the start of the line,
+    after a closing quote whitespace or the end of the line."""
+    outside = segs[0]
+    out = outside.split()
     last = len(segs) - 1
-    if last & 1:
-        return None  # an odd number of quotes: one is not closed
-    for k in range(0, last + 1, 2):
+    if not last:
+        return out
+    if outside and not outside[-1].isspace():
+        return None
+    append = out.append
+    for k in range(2, last + 1, 2):
+        append(segs[k - 1])
         outside = segs[k]
-        # after a closing quote: whitespace, or the end of the line
-        if k and not (outside[:1].isspace() or (k == last and not outside)):
-            return None
-        # before an opening quote: whitespace, or the start of the line
-        if k < last and not (outside[-1:].isspace() or (k == 0 and not outside)):
-            return None
-        out += outside.split()
-        if k < last:
-            out.append(segs[k + 1])
+        if outside:
+            if not outside[0].isspace() or (k < last and not outside[-1].isspace()):
+                return None
+            out += outside.split()
+        elif k < last:
+            return None  # two quoted texts touch: ""
     return out
+
+
+def _split_unspaced(line: str, segs: list[str]) -> list[str] | None:
+    """A line (no brackets, no backslashes) whose closed quotes hold no whitespace (NLB's
+    ``"h2","http/1.1"``): the tokenizer's fields are str.split's, a token that is one quoted
+    string without its quotes."""
+    inside = "".join(segs[1:-1:2])
+    if inside.split() != ([inside] if inside else []):
+        return None  # whitespace inside quotes
+    head = segs[0]
+    if head[-1:] == " ":  # the first quote starts a token: the tokens before it hold none
+        fields = head.split()
+        line = line[len(head):]
+    else:
+        fields = []
+    fields += [t[1:-1] if t[0] == '"' and len(t) > 1 and t[-1] == '"' and '"' not in t[1:-1]
+               else t for t in line.split()]
+    return fields
 
 
 LEADING_GARBAGE = 3  # bad values tolerated before the first good one (then: not JSON at all)
@@ -510,14 +546,93 @@ def json_text(value: Any) -> str:
     return _json_text(value)
 
 
+# ---- generated access-log mappers (ELB, S3 access) -----------------------------------------
+
+# kinds of an access-log column: "text" ('-' and '' mean no value), "int32" / "int64" (whole
+# numbers; junk and out of range: no value), "real" (no NaN / infinity), "hostport" (column is
+# (host column, port column): ``host:port``, ``[v6]:port``)
+_INT_CODE = """    if {v} and {v} != '-':
+        try:
+            x = int({v})
+        except ValueError:
+            x = _int64({v})
+        if x is not None{bounds}:
+            row[{column!r}] = x
+"""
+_REAL_CODE = """    if v and v != '-':
+        try:
+            x = float(v)
+        except ValueError:
+            x = _real(v)
+        if x is not None and x == x and x != _inf and x != _ninf:
+            row[{column!r}] = x
+"""
+_HOSTPORT_CODE = """    if v and v != '-':
+        h, s, p = v.rpartition(':')
+        if s:
+            if v[0] == '[' and h[-1] == ']':  # v[0] is h[0]: h is not empty then
+                h = h[1:-1]
+            if h:
+                row[{host!r}] = h
+{port}        else:
+            row[{host!r}] = v
+"""
+
+
+def _column_code(index: int, column: Any, kind: str) -> str:
+    code = f"    v = f[{index}]\n"
+    if kind == "text":
+        return code + f"    if v and v != '-':\n        row[{column!r}] = v\n"
+    if kind in ("int32", "int64"):
+        bounds = " and -2147483648 <= x <= 2147483647" if kind == "int32" else ""
+        return code + _INT_CODE.format(v="v", bounds=bounds, column=column)
+    if kind == "real":
+        return code + _REAL_CODE.format(column=column)
+    if kind == "hostport":
+        host, port = column
+        port_code = _INT_CODE.format(v="p", bounds=" and -2147483648 <= x <= 2147483647",
+                                     column=port)
+        port_code = "".join("        " + ln + "\n" for ln in port_code.splitlines())
+        return code + _HOSTPORT_CODE.format(host=host, port=port_code)
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def fields_mapper(label: str, width: int, time: str,
+                  columns: tuple[tuple[int, Any, str], ...], *, tail: str = "",
+                  args: str = "f", scope: dict[str, Any] | None = None
+                  ) -> Callable[..., dict[str, Any]]:
+    """The function that maps the split fields of one access-log line to its row, written out
+    column by column once (each value read once, no per-column calls, no dict of Nones):
+    ``TimeGenerated`` first (the expression ``time`` of the fields ``f``; dropped when None),
+    then ``columns`` ((index, column, kind), in row order; a missing field is no value), then
+    the statements ``tail``. Only the constants given here go into the code, never text of an
+    object. The rows are those of the plain mappers kept in tests/test_access_mappers.py."""
+    code = [f"def _map({args}):", f"    if len(f) < {width}:",
+            f"        f = f + [None] * ({width} - len(f))",
+            f"    row = {{'TimeGenerated': {time}}}"]
+    code += [_column_code(i, column, kind).rstrip("\n") for i, column, kind in columns]
+    if tail:
+        code.append(tail.rstrip("\n"))
+    code += ["    if row['TimeGenerated'] is None:", "        del row['TimeGenerated']",
+             "    return row"]
+    env: dict[str, Any] = {"_int64": int64, "_real": real, "_inf": float("inf"),
+                           "_ninf": float("-inf")}
+    env.update(scope or {})
+    exec(compile("\n".join(code), f"<{label} mapper {len(columns)} columns>", "exec"), env)
+    mapper: Callable[..., dict[str, Any]] = env["_map"]
+    mapper.__doc__ = "\n".join(code)  # the generated source, for a reader
+    return mapper
+
+
 def field_lines(text: TextSource, fmt: str, minimum: int,
                 mapper: Callable[[list[str]], dict[str, Any]]) -> Iterator[Item]:
     """Space-separated access-log lines (ELB, S3): each line split by ``split_fields`` and
     mapped; a line with fewer than ``minimum`` fields or no valid time is rejected alone."""
+    split = split_fields
     for n, line in enumerate(text.lines(), start=1):
-        if not line.strip():
+        if not line or line.isspace():  # not line.strip(): no copy of every line
             continue
-        fields = split_fields(line)
+        fields = split(line)
         if len(fields) < minimum:
             yield Rejected(n, f"{fmt} line has {len(fields)} fields, expected at least "
                               f"{minimum}", line)

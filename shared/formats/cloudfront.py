@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, Rejected, compact, when, when_epoch
+from .base import Format, Item, ObjectContext, Rejected, when, when_epoch
 
 KEY = re.compile(r"(^|/)E[A-Z0-9]{6,20}\.\d{4}-\d{2}-\d{2}-\d{2}\.[A-Za-z0-9]+(\.gz)?$")
 TABLE = "AWSCloudFront_AccessLog_CL"
@@ -66,22 +66,42 @@ def _header(line: str) -> list[str | None]:
 
 
 def map_values(columns: list[str | None], values: list[str],
-               ctx: ObjectContext | None = None) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for column, value in zip(columns, values):
-        if column is not None and value != "":
-            row[column] = value
+               ctx: ObjectContext | None = None, plain: bool = False) -> dict[str, Any]:
+    """The row of one line: ``TimeGenerated`` first, each named field's text that is not
+    empty, then where the row came from. ``plain``: ``columns`` holds no None (every field of
+    the header is a column), so a line without an empty field is copied by one dict update."""
+    row: dict[str, Any] = {"TimeGenerated": None}
+    if plain and "" not in values:
+        row.update(zip(columns, values))  # type: ignore[arg-type]
+    else:
+        for column, value in zip(columns, values):
+            if column is not None and value != "":
+                row[column] = value
+    get = row.get
     stamp = None
-    if "Date" in row and "Time" in row:
-        stamp = when(f"{row['Date']}T{row['Time']}Z")
-    if stamp is None and "TimestampMs" in row:
-        stamp = when_epoch(row["TimestampMs"], millis=True)
-    if stamp is None and "Timestamp" in row:
-        stamp = when_epoch(row["Timestamp"])
-    row = {"TimeGenerated": stamp, **row}
+    date, clock = get("Date"), get("Time")
+    if date is not None and clock is not None:
+        stamp = when(f"{date}T{clock}Z")
+    if stamp is None:
+        ms = get("TimestampMs")
+        if ms is not None:
+            stamp = when_epoch(ms, millis=True)
+        if stamp is None:
+            seconds = get("Timestamp")
+            if seconds is not None:
+                stamp = when_epoch(seconds)
+    if stamp is None:
+        del row["TimeGenerated"]
+    else:
+        row["TimeGenerated"] = stamp
     if ctx is not None:
-        row.update(SourceName=ctx.source, S3Bucket=ctx.bucket, S3Key=ctx.key)
-    return compact(row)
+        if ctx.source is not None:
+            row["SourceName"] = ctx.source
+        if ctx.bucket is not None:
+            row["S3Bucket"] = ctx.bucket
+        if ctx.key is not None:
+            row["S3Key"] = ctx.key
+    return row
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -91,18 +111,20 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
         raise FormatError("CloudFront standard log must start with '#Version:' / '#Fields:' "
                           "header lines naming the CloudFront fields")
     columns: list[str | None] = POSITIONAL
+    plain = None not in columns
     for n, line in enumerate(text.lines(), start=1):
-        if line.startswith("#"):
+        if line[:1] == "#":
             if line.startswith("#Fields:"):
                 columns = _header(line)
+                plain = None not in columns
             continue
-        if not line.strip():
+        if not line or line.isspace():
             continue
         values = line.split("\t")
         if len(values) < 2:
             yield Rejected(n, "CloudFront log line is not tab-separated", line)
             continue
-        row = map_values(columns, values, ctx)
+        row = map_values(columns, values, ctx, plain)
         if "TimeGenerated" not in row:
             yield Rejected(n, "CloudFront log line has no valid date/time", line)
             continue

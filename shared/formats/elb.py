@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from datetime import datetime
+from functools import partial
 
 from ..errors import FormatError
 from ..reader import TextSource
@@ -25,12 +26,8 @@ from .base import (
     Format,
     Item,
     ObjectContext,
-    compact,
-    dash,
     field_lines,
-    int32,
-    int64,
-    real,
+    fields_mapper,
     split_fields,
     tolerant_sniff,
     when,
@@ -51,20 +48,27 @@ def _first_line(head: str) -> list[str]:
     return []
 
 
-def _ip_port(value: str | None) -> tuple[str | None, int | None]:
-    value = dash(value)
-    if value is None:
-        return None, None
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        return value, None
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or None, int32(port)
-
-
 def _utc(value: str | None) -> str | None:
     """ELB times are UTC; NLB writes them without the Z."""
+    # ALB / classic ELB: YYYY-MM-DDTHH:MM:SS.ffffffZ, NLB: YYYY-MM-DDTHH:MM:SS, a new value on
+    # almost every line: told by its punctuation and fromisoformat (it reads ASCII digits
+    # only, the fraction's too) instead of two regexes and the cache, the same answer as
+    # below (what iso_from_text keeps as it is; a .000000 fraction it drops)
+    if value.__class__ is str:
+        size = len(value)
+        stamp = None
+        if size == 27:
+            if value[26] == "Z" and value[4:20:3] == "--T::." and value[20:26] != "000000":
+                stamp = value
+        elif size == 19:
+            if value[4::3] == "--T::":
+                stamp = value + "Z"
+        if stamp is not None:
+            try:
+                datetime.fromisoformat(stamp)
+                return stamp
+            except ValueError:
+                pass
     if value is None or not _TIME.match(value):
         return None
     return when(value if value.endswith("Z") else value + "Z")
@@ -77,46 +81,22 @@ def alb_sniff(head: str) -> bool:
     return len(f) >= 12 and f[0] in ALB_TYPES and bool(_TIME.match(f[1]))
 
 
-def alb_row(f: list[str]) -> dict[str, Any]:
-    g = f + [None] * (30 - len(f))  # type: ignore[list-item]
-    client_ip, client_port = _ip_port(g[3])
-    target_ip, target_port = _ip_port(g[4])
-    return compact({
-        # the table: "the time when the load balancer received the request", which AWS logs
-        # as request_creation_time; `time` (response sent) when that field is absent
-        "TimeGenerated": _utc(g[21]) or _utc(g[1]),
-        "ALBType": dash(g[0]),
-        "Alb": dash(g[2]),
-        "ClientIp": client_ip,
-        "ClientPort": client_port,
-        "TargetIp": target_ip,
-        "TargetPort": target_port,
-        "RequestProcessingTime": dash(g[5]),
-        "TargetProcessingTime": dash(g[6]),
-        "ResponseProcessingTime": dash(g[7]),
-        "ElbStatusCode": int32(g[8]),
-        "TargetStatusCode": dash(g[9]),
-        "ReceivedBytes": int64(g[10]),
-        "SentBytes": int64(g[11]),
-        "RequestRaw": dash(g[12]),
-        "UserAgent": dash(g[13]),
-        "SslCipher": dash(g[14]),
-        "SslProtocol": dash(g[15]),
-        "TargetGroupArn": dash(g[16]),
-        "TraceId": dash(g[17]),
-        "DomainName": dash(g[18]),
-        "ChosenCertArn": dash(g[19]),
-        "MatchedRulePriority": dash(g[20]),
-        "RequestCreationTime": dash(g[21]),
-        "ActionsExecuted": dash(g[22]),
-        "RedirectUrl": dash(g[23]),
-        "LambdaErrorReason": dash(g[24]),
-        "TargetPortList": dash(g[25]),
-        "TargetStatusCodeList": dash(g[26]),
-        "Classification": dash(g[27]),
-        "ClassificationReason": dash(g[28]),
-        "ConnTraceId": dash(g[29]),
-    })
+ALB_COLUMNS = (
+    (0, "ALBType", "text"), (2, "Alb", "text"), (3, ("ClientIp", "ClientPort"), "hostport"),
+    (4, ("TargetIp", "TargetPort"), "hostport"), (5, "RequestProcessingTime", "text"),
+    (6, "TargetProcessingTime", "text"), (7, "ResponseProcessingTime", "text"),
+    (8, "ElbStatusCode", "int32"), (9, "TargetStatusCode", "text"),
+    (10, "ReceivedBytes", "int64"), (11, "SentBytes", "int64"),
+    *((i, column, "text") for i, column in enumerate((
+        "RequestRaw", "UserAgent", "SslCipher", "SslProtocol", "TargetGroupArn", "TraceId",
+        "DomainName", "ChosenCertArn", "MatchedRulePriority", "RequestCreationTime",
+        "ActionsExecuted", "RedirectUrl", "LambdaErrorReason", "TargetPortList",
+        "TargetStatusCodeList", "Classification", "ClassificationReason", "ConnTraceId"),
+        start=12)))
+# the table: "the time when the load balancer received the request", which AWS logs as
+# request_creation_time; `time` (response sent) when that field is absent
+alb_row = fields_mapper("ALB", 30, "_utc(f[21]) or _utc(f[1])", ALB_COLUMNS,
+                        scope={"_utc": _utc})
 
 
 def alb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -136,32 +116,14 @@ def nlb_sniff(head: str) -> bool:
         and bool(_TIME.match(f[2]))
 
 
-def nlb_row(f: list[str]) -> dict[str, Any]:
-    g = f + [None] * (22 - len(f))  # type: ignore[list-item]
-    return compact({
-        "TimeGenerated": _utc(g[2]),
-        "NLBType": dash(g[0]),
-        "Version": dash(g[1]),
-        "Nlb": dash(g[3]),
-        "Listener": dash(g[4]),
-        "ClientIPPort": dash(g[5]),
-        "TargetIPPort": dash(g[6]),
-        "ConnectionTime": dash(g[7]),
-        "TlsHandshakeTime": dash(g[8]),
-        "ReceivedBytes": dash(g[9]),
-        "SentBytes": dash(g[10]),
-        "IncomingTLSAlert": dash(g[11]),
-        "ChosenCertArn": dash(g[12]),
-        "ChosenCertSerial": dash(g[13]),
-        "TLSCipher": dash(g[14]),
-        "TLSProtocolVersion": dash(g[15]),
-        "TLSNamedGroup": dash(g[16]),
-        "DomainName": dash(g[17]),
-        "ALPNFEProtocol": dash(g[18]),
-        "ALPNBEProtocol": dash(g[19]),
-        "ALPNClientPrefList": dash(g[20]),
-        "TLSConnectionCreationTime": dash(g[21]),
-    })
+NLB_COLUMNS = tuple((i, column, "text") for i, column in (
+    (0, "NLBType"), (1, "Version"), (3, "Nlb"), (4, "Listener"), (5, "ClientIPPort"),
+    (6, "TargetIPPort"), (7, "ConnectionTime"), (8, "TlsHandshakeTime"), (9, "ReceivedBytes"),
+    (10, "SentBytes"), (11, "IncomingTLSAlert"), (12, "ChosenCertArn"),
+    (13, "ChosenCertSerial"), (14, "TLSCipher"), (15, "TLSProtocolVersion"),
+    (16, "TLSNamedGroup"), (17, "DomainName"), (18, "ALPNFEProtocol"), (19, "ALPNBEProtocol"),
+    (20, "ALPNClientPrefList"), (21, "TLSConnectionCreationTime")))
+nlb_row = fields_mapper("NLB", 22, "_utc(f[2])", NLB_COLUMNS, scope={"_utc": _utc})
 
 
 def nlb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -180,43 +142,47 @@ def classic_sniff(head: str) -> bool:
         and ":" in f[2]
 
 
-def _request_parts(request: str | None) -> tuple[str | None, str | None, str | None]:
-    parts = (request or "").split(" ")
-    parts += [""] * (3 - len(parts))
-    return dash(parts[0]), dash(parts[1]), dash(" ".join(parts[2:]).strip())
+CLASSIC_COLUMNS = (
+    (1, "Elb", "text"), (2, ("ClientIp", "ClientPort"), "hostport"),
+    (3, ("BackendIp", "BackendPort"), "hostport"), (4, "RequestProcessingTime", "real"),
+    (5, "BackendProcessingTime", "real"), (6, "ResponseProcessingTime", "real"),
+    (7, "ElbStatusCode", "int32"), (8, "BackendStatusCode", "int32"),
+    (9, "ReceivedBytes", "int64"), (10, "SentBytes", "int64"))
+# the request line (kept as written unless it is "-" / "- - -") and its three parts (what
+# _request_parts gives, by partition), the user agent and TLS fields, then the columns of the
+# object the row came from (``origin``: one dict per object, see _origin)
+_CLASSIC_TAIL = """    v = f[11]
+    if v is not None and v.strip() not in ('-', '- - -'):
+        row['RequestRaw'] = v
+        method, _, rest = v.partition(' ')
+        if method and method != '-':
+            row['RequestMethod'] = method
+        url, _, protocol = rest.partition(' ')
+        if url and url != '-':
+            row['RequestUrl'] = url
+        protocol = protocol.strip()
+        if protocol and protocol != '-':
+            row['RequestProtocol'] = protocol
+""" + "".join(f"    v = f[{i}]\n    if v and v != '-':\n        row[{column!r}] = v\n"
+              for i, column in ((12, "UserAgent"), (13, "SslCipher"), (14, "SslProtocol"))) + \
+    """    if origin:
+        row.update(origin)
+"""
+_classic_map = fields_mapper("classic ELB", 15, "_utc(f[0])", CLASSIC_COLUMNS,
+                             tail=_CLASSIC_TAIL, args="origin, f", scope={"_utc": _utc})
 
 
-def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, Any]:
-    g = f + [None] * (15 - len(f))  # type: ignore[list-item]
-    client_ip, client_port = _ip_port(g[2])
-    backend_ip, backend_port = _ip_port(g[3])
-    request = g[11] if g[11] is not None and g[11].strip() not in ("-", "- - -") else None
-    method, url, protocol = _request_parts(request)
-    return compact({
-        "TimeGenerated": _utc(g[0]),
-        "Elb": dash(g[1]),
-        "ClientIp": client_ip,
-        "ClientPort": client_port,
-        "BackendIp": backend_ip,
-        "BackendPort": backend_port,
-        "RequestProcessingTime": real(g[4]),
-        "BackendProcessingTime": real(g[5]),
-        "ResponseProcessingTime": real(g[6]),
-        "ElbStatusCode": int32(g[7]),
-        "BackendStatusCode": int32(g[8]),
-        "ReceivedBytes": int64(g[9]),
-        "SentBytes": int64(g[10]),
-        "RequestRaw": request,
-        "RequestMethod": method,
-        "RequestUrl": url,
-        "RequestProtocol": protocol,
-        "UserAgent": dash(g[12]),
-        "SslCipher": dash(g[13]),
-        "SslProtocol": dash(g[14]),
-        "SourceName": ctx.source if ctx else None,
-        "S3Bucket": ctx.bucket if ctx else None,
-        "S3Key": ctx.key if ctx else None,
-    })
+def _origin(ctx: ObjectContext | None) -> dict[str, str]:
+    """SourceName, S3Bucket, S3Key of the object (those that are not None)."""
+    if ctx is None:
+        return {}
+    return {column: value for column, value in (
+        ("SourceName", ctx.source), ("S3Bucket", ctx.bucket), ("S3Key", ctx.key))
+        if value is not None}
+
+
+def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, object]:
+    return _classic_map(_origin(ctx), f)
 
 
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -225,7 +191,8 @@ def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not tolerant_sniff(classic_sniff, text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
-    yield from field_lines(text, "classic ELB access log", 13, lambda f: classic_row(f, ctx))
+    yield from field_lines(text, "classic ELB access log", 13,
+                           partial(_classic_map, _origin(ctx)))
 
 
 ALB = Format(name="alb", table="AWSALBAccessLogs", parse=alb_parse, sniff=alb_sniff,

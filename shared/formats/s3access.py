@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
@@ -21,10 +20,8 @@ from .base import (
     Format,
     Item,
     ObjectContext,
-    compact,
-    dash,
     field_lines,
-    int32,
+    fields_mapper,
     iso,
     tolerant_sniff,
 )
@@ -64,7 +61,30 @@ def log_time(value: str) -> str | None:
     return stamp
 
 
+# "dd/Mon/yyyy:HH:MM" -> "yyyy-mm-ddTHH:MM:" (None: not a time); bounded like _LOG_TIMES
+_MINUTES: dict[str, str | None] = {}
+
+
 def _log_time(value: str) -> str | None:
+    # what S3 writes, dd/Mon/yyyy:HH:MM:SS +0000: the minute parsed once (by the full path
+    # below, seconds 00), the seconds checked and appended; any other shape: the full path
+    if len(value) == 26 and value[20:] == " +0000" and value[17] == ":":
+        second = value[18:20]
+        if second.isascii() and second.isdigit() and second < "60":
+            minute = value[:17]
+            try:
+                prefix = _MINUTES[minute]
+            except KeyError:
+                stamp = _parse_stamp(minute + ":00 +0000")
+                prefix = stamp[:-3] if stamp is not None else None  # "...:MM:00Z" -> "...:MM:"
+                if len(_MINUTES) >= 4096:
+                    _MINUTES.clear()
+                _MINUTES[minute] = prefix
+            return None if prefix is None else prefix + second + "Z"
+    return _parse_stamp(value)
+
+
+def _parse_stamp(value: str) -> str | None:
     m = _STAMP.match(value.strip())
     if not m or m.group(2).title() not in MONTHS:
         return None
@@ -78,13 +98,11 @@ def _log_time(value: str) -> str | None:
     return iso(dt)
 
 
-def map_fields(fields: list[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {"TimeGenerated": log_time(fields[2]) if len(fields) > 2 else None}
-    for column, value in zip(COLUMNS, fields):
-        if column is None:
-            continue
-        row[column] = int32(value) if column in INTS else dash(value)
-    return compact(row)
+map_fields = fields_mapper(
+    "S3 access", len(COLUMNS), "_log_time(f[2]) if f[2] is not None else None",
+    tuple((i, column, "int32" if column in INTS else "text")
+          for i, column in enumerate(COLUMNS) if column is not None),
+    scope={"_log_time": log_time})
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
