@@ -38,26 +38,29 @@ def _when_epoch_ms(value: Any) -> str | None:
 
 
 def _value_code(conv: str, source: str, out: str) -> list[str]:
-    """Lines that set ``out`` to ``conv`` of the expression ``source``."""
+    """Lines that set ``out`` to ``conv`` of the expression ``source`` (every conversion
+    gives None for None: no call for a missing field)."""
     if conv == "raw":
         return [f"{out} = {source}"]
     if conv == "str":  # kql_string gives None or a non-empty str; a non-empty str is itself,
         # an int its digits
         return [f"{out} = {source}",
-                f"if {out}.__class__ is not str or not {out}: "
-                f"{out} = str({out}) if {out}.__class__ is int else kql_string({out})"]
+                f"if {out}.__class__ is not str: {out} = None if {out} is None else "
+                f"str({out}) if {out}.__class__ is int else kql_string({out})",
+                f"elif not {out}: {out} = None"]
     if conv == "bool":
         return [f"{out} = {source}",
-                f"if {out}.__class__ is not bool: {out} = kql_bool({out})"]
+                f"if {out}.__class__ is not bool and {out} is not None: "
+                f"{out} = kql_bool({out})"]
     if conv == "int32":
         return [f"{out} = {source}",
                 f"if {out}.__class__ is not int or not -2147483648 <= {out} <= 2147483647: "
-                f"{out} = int32({out})"]
+                f"{out} = None if {out} is None else int32({out})"]
     if conv == "when":  # the cache of base.when read inline; a miss (or a cached None) asks
         return [f"{out} = {source}",
-                f"{out} = (WHEN_GET({out}) or when({out})) if {out}.__class__ is str "
-                f"else when({out})"]
-    return [f"{out} = {_CALLS[conv]}({source})"]
+                f"if {out}.__class__ is str: {out} = WHEN_GET({out}) or when({out})",
+                f"elif {out} is not None: {out} = when({out})"]
+    return [f"{out} = {source}", f"if {out} is not None: {out} = {_CALLS[conv]}({out})"]
 
 
 def mapper(name: str, roots: Sequence[str], columns: Sequence[Column], *,

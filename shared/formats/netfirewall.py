@@ -150,6 +150,8 @@ tls_row = columns.mapper("tls_row", ("r", "ev"), (
 TABLES = {"alert": "AWSNetworkFirewallAlert", "flow": "AWSNetworkFirewallFlow",
           "tls": "AWSNetworkFirewallTls"}
 _MAPPERS = {"alert": alert_row, "flow": flow_row, "tls": tls_row}
+# the event_type of each log type's events (TLS events have none: any other but these two)
+_EVENT_TYPES = {"alert": "alert", "flow": "netflow", "tls": None}
 
 
 def kind_of_event(ev: dict[str, Any]) -> str:
@@ -167,19 +169,28 @@ def _parser(kind: str):
         if not tolerant_sniff(_base, text.head):  # any log type's events: each is routed
             raise FormatError(f"Network Firewall {kind} log must be JSON lines of "
                               "{firewall_name, availability_zone, event_timestamp, event}")
+        own, own_type = _MAPPERS[kind], _EVENT_TYPES[kind]
         for position, value in json_records(text, f"Network Firewall {kind} log"):
-            if isinstance(value, JsonGarbage):
+            if value.__class__ is dict or isinstance(value, dict):
+                ev = value.get("event")
+            elif isinstance(value, JsonGarbage):
                 yield garbage(position, value, f"Network Firewall {kind} line is not JSON")
                 continue
-            ev = value.get("event") if isinstance(value, dict) else None
-            if not isinstance(ev, dict):
+            else:
+                ev = None
+            if ev.__class__ is not dict and not isinstance(ev, dict):
                 yield Rejected(position, "not a Network Firewall log record (no event object)",
                                json_text(value))
                 continue
             # each event goes to its own log type's table, whatever the object's type: a
             # netflow event in an alert object is a flow row, never skipped
-            event_kind = kind_of_event(ev)
-            row = _MAPPERS[event_kind](value, ev)
+            event_type = ev.get("event_type")
+            if event_type == own_type or kind == "tls" and event_type != "alert" \
+                    and event_type != "netflow":
+                event_kind, row = kind, own(value, ev)
+            else:
+                event_kind = kind_of_event(ev)
+                row = _MAPPERS[event_kind](value, ev)
             if "TimeGenerated" not in row:
                 yield Rejected(position, "Network Firewall record has no valid "
                                          "event.timestamp or event_timestamp", json_text(value))
