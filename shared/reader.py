@@ -301,7 +301,7 @@ class _JsonCursor:
             return iter(()), pos + _WINDOW  # a line longer than the window, or the last
         window = buf[pos:end + 1]
         data = window.encode("utf-8", "surrogatepass")
-        if data.translate(_NUMBER_TABLE).find(_LONG_NUMBER) >= 0:
+        if data.translate(_NUMBER_TABLE).rfind(_LONG_NUMBER) >= 0:  # (rfind: see _orjson)
             return iter(()), end + 1  # an integer orjson would read as a float (_orjson)
         return self._window_values(pos, data, len(data) != len(window)), end + 1
 
@@ -329,8 +329,9 @@ class _JsonCursor:
 
     def fast_value(self) -> Any:
         """The object or array at ``pos`` decoded by orjson, or ``_MISS`` (nothing consumed)
-        when it is not one complete value ending a line or followed by ``{`` (Firehose writes
-        values back to back); ``decode`` then reads it the reference way."""
+        when it is not one complete value ending a line or the text read so far, or followed
+        by ``{`` (Firehose writes values back to back); ``decode`` then reads it the
+        reference way."""
         buf, pos = self.buf, self.pos
         if buf[pos] not in "{[":
             return _MISS
@@ -342,10 +343,11 @@ class _JsonCursor:
             cut = buf.find("}{", start, line_end)
             if cut >= 0:
                 end = cut + 1
-            elif line_end < len(buf) or self.exhausted:
-                end = line_end
             else:
-                return _MISS  # the line goes on in text not read yet
+                # the line's end, or the buffer's: an object or array that ends there is
+                # complete (the next chunk cannot go on with it; Firehose's gzip members come
+                # one per chunk); one cut there fails and is read the reference way
+                end = line_end
             value = _orjson(buf[pos:end])
             if value is not _MISS:
                 self.pos = end
@@ -419,7 +421,10 @@ def _orjson(text: str) -> Any:
         data = text.encode()
     except UnicodeEncodeError:
         return _MISS
-    if _LONG_NUMBER in data.translate(_NUMBER_TABLE):
+    # rfind, not find / in: the same answer, 2-5x sooner on these marks (find's two-way
+    # search stumbles over the many runs of "d"; 85 against 310-420 us per 256 KB of
+    # CloudWatch Logs payloads, 28 against 87 of Network Firewall lines)
+    if data.translate(_NUMBER_TABLE).rfind(_LONG_NUMBER) >= 0:
         return _MISS
     try:
         return orjson.loads(data)

@@ -321,7 +321,8 @@ def _alter(record: dict[str, Any], paths: list[tuple[str, ...]], rnd: random.Ran
 
 def _outcome(fn: Any, *args: Any) -> Any:
     try:
-        return ("row", list(fn(*copy.deepcopy(args)).items()))
+        out = fn(*copy.deepcopy(args))
+        return ("row", None if out is None else list(out.items()))
     except Exception as err:  # noqa: BLE001 - the same failure is part of the contract
         return ("error", repr(err))
 
@@ -389,3 +390,48 @@ def test_altered_records_give_the_reference_rows_or_the_same_error(name, new, re
 def test_the_generated_code_is_kept_for_reading() -> None:
     assert "def flow_row(r, ev):" in netfirewall.flow_row.source
     assert "row['TimeGenerated'] = v" in guardduty.map_finding.source
+
+
+# ---- CloudWatch Logs: the log event row -----------------------------------------------------
+
+def ref_cloudwatch_row(event: Any) -> dict[str, Any] | None:
+    if not isinstance(event, dict):
+        return None
+    stamp = when_epoch(event.get("timestamp"), millis=True)
+    message = event.get("message")
+    if stamp is None or message is None:
+        return None
+    if not isinstance(message, str):
+        message = base.json_text(message)
+    return {"TimeGenerated": stamp, "ExtractedTime": stamp, "Message": message}
+
+
+def test_cloudwatch_stamps_are_when_epoch_millis() -> None:
+    from shared.formats import cloudwatch
+    rnd = random.Random(3)
+    values = [0, 1, 999, 1000, 1001, 1_700_000_000_000, 1_700_000_000_123,
+              cloudwatch._MS_MAX - 1, cloudwatch._MS_MAX, -1, -1000, 2**63, 2**70]
+    values += [rnd.randrange(0, cloudwatch._MS_MAX) for _ in range(100_000)]
+    values += [rnd.randrange(1_500_000_000_000, 1_900_000_000_000) for _ in range(100_000)]
+    for v in values:
+        event = {"timestamp": v, "message": "m"}
+        if rnd.random() < 0.01:
+            cloudwatch._MINUTES.clear()
+        assert cloudwatch._row(event) == ref_cloudwatch_row(event), v
+
+
+def test_cloudwatch_altered_events_give_the_reference_rows() -> None:
+    from shared.formats import cloudwatch
+    rnd = random.Random(4)
+    events = [e for v in _fixture("cloudwatch") + _generated(sample_logs.cloudwatch)
+              if isinstance(v, dict) for e in v.get("logEvents", [])]
+    assert len(events) >= 30
+    for i in range(5000):
+        event = _alter(rnd.choice(events), [("timestamp",), ("message",)], rnd)
+        if rnd.random() < 0.05:
+            event = rnd.choice(ODD)
+        _clear_caches()
+        cloudwatch._MINUTES.clear()
+        expected = _outcome(ref_cloudwatch_row, event)
+        assert _outcome(cloudwatch._row, event) == expected, (i, event)
+        assert _outcome(cloudwatch._row, event) == expected, (i, event)
