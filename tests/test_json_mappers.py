@@ -435,3 +435,42 @@ def test_cloudwatch_altered_events_give_the_reference_rows() -> None:
         expected = _outcome(ref_cloudwatch_row, event)
         assert _outcome(cloudwatch._row, event) == expected, (i, event)
         assert _outcome(cloudwatch._row, event) == expected, (i, event)
+
+
+# ---- Security Hub: the parser's bare-finding path ------------------------------------------
+
+def _items(items: Any) -> list[Any]:
+    return [("row", list(i.items())) if isinstance(i, dict) else
+            ("routed", i.table, list(i.row.items())) if isinstance(i, base.Routed) else
+            (type(i).__name__, i.position, i.reason) for i in items]
+
+
+def test_securityhub_bare_findings_give_what_other_kind_and_value_items_give() -> None:
+    from shared.formats import eventbridge
+    from shared.reader import JsonGarbage, TextSource
+    rnd = random.Random(5)
+    top = [("detail",), ("detail-type",), ("eventVersion",), ("eventTime",), ("eventSource",),
+           ("Findings",), ("findings",), ("SchemaVersion",), ("Id",), ("UpdatedAt",)]
+    values = []
+    for _ in range(1500):
+        finding = copy.deepcopy(rnd.choice(SECURITYHUB)[0])
+        if rnd.random() < 0.5:
+            path = rnd.choice(top)
+            finding[path[0]] = copy.deepcopy(rnd.choice(ODD + [[finding], [{}], "x"]))
+        values.append(finding)
+    text = "\n".join(json.dumps(v) for v in values) + "\n"
+    got = _items(securityhub.parse(TextSource(iter([text.encode()])), None))
+    expected, position = [], 0
+    for _, value in base.json_records(TextSource(iter([text.encode()]))):
+        assert not isinstance(value, JsonGarbage)
+        other = eventbridge.other_kind(value, "securityhub")
+        gen = (eventbridge.route(other, value, position) if other is not None
+               else securityhub.value_items(value, position))
+        while True:
+            try:
+                expected.append(next(gen))
+            except StopIteration as end:
+                position = end.value
+                break
+    assert got == _items(expected)
+    assert {g[0] for g in got} >= {"row", "Rejected"}

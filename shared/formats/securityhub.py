@@ -155,6 +155,19 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
             position += 1
             yield garbage(position, value, "Security Hub event is not JSON")
             continue
+        if value.__class__ is dict and "SchemaVersion" in value and "Id" in value \
+                and "detail" not in value and "detail-type" not in value \
+                and "eventVersion" not in value and not isinstance(value.get("Findings"), list) \
+                and not isinstance(value.get("findings"), list):
+            # a bare ASFF finding (what other_kind and value_items make of it, without them)
+            position += 1
+            row = map_finding(value, None)
+            if "TimeGenerated" not in row:
+                yield Rejected(position, "Security Hub finding has no valid event time or "
+                                         "UpdatedAt", json_text(value))
+                continue
+            yield row
+            continue
         other = eventbridge.other_kind(value, "securityhub")
         if other is not None:  # an EventBridge stream of several kinds
             position = yield from eventbridge.route(other, value, position)
