@@ -272,7 +272,8 @@ ODD = [None, "", "-", "true", "FALSE", "1", "0", True, False, 0, 1, -5, 2**31, 2
        {"k": [1, 2.0]}, "2024-01-02T03:04:05Z", "2024-01-02T03:04:05.123+02:00",
        "2024-13-01T00:00:00Z", "not a date", " ", "1700000000", "1700000000123", 1700000000,
        1700000000123, 2**70, "\u00e9\u4e2d", [{"terminatingRule": {"ruleId": "x"}}],
-       [{"ruleGroupId": 5, "terminatingRule": "r", "excludedRules": [1]}]]
+       [{"ruleGroupId": 5, "terminatingRule": "r", "excludedRules": [1]}],
+       -2147483648.5, 2147483647.9, -2147483649.0, 2147483648.0, -2**31, 2**31 - 1, -0.0]
 
 
 def _read_paths(fn: Any) -> list[tuple[str, ...]]:
@@ -472,5 +473,42 @@ def test_securityhub_bare_findings_give_what_other_kind_and_value_items_give() -
             except StopIteration as end:
                 position = end.value
                 break
+    assert got == _items(expected)
+    assert {g[0] for g in got} >= {"row", "Rejected"}
+
+
+def test_guardduty_bare_findings_give_what_other_kind_and_finding_item_give() -> None:
+    from shared.formats import eventbridge
+    from shared.reader import TextSource
+    rnd = random.Random(6)
+    top = [("detail",), ("detail-type",), ("schemaVersion",), ("id",), ("type",),
+           ("updatedAt",), ("createdAt",), ("accountId",), ("eventVersion",)]
+    values = []
+    for _ in range(1500):
+        finding = copy.deepcopy(rnd.choice(GUARDDUTY))
+        for _ in range(rnd.randint(0, 2)):
+            path = rnd.choice(top)
+            if rnd.random() < 0.3:
+                finding.pop(path[0], None)
+            else:
+                finding[path[0]] = copy.deepcopy(rnd.choice(ODD + ["GuardDuty Finding"]))
+        values.append(finding)
+    text = "\n".join(json.dumps(v) for v in values) + "\n"
+    got = _items(guardduty.parse(TextSource(iter([text.encode()])), None))
+    expected, position = [], 0
+    for _, value in base.json_records(TextSource(iter([text.encode()]))):
+        for item in (value if isinstance(value, list) else [value]):
+            other = eventbridge.other_kind(item, "guardduty")
+            if other is not None:
+                gen = eventbridge.route(other, item, position)
+                while True:
+                    try:
+                        expected.append(next(gen))
+                    except StopIteration as end:
+                        position = end.value
+                        break
+                continue
+            position += 1
+            expected.append(guardduty.finding_item(item, position))
     assert got == _items(expected)
     assert {g[0] for g in got} >= {"row", "Rejected"}

@@ -37,9 +37,10 @@ def _when_epoch_ms(value: Any) -> str | None:
     return base.when_epoch(value, millis=True)
 
 
-def _value_code(conv: str, source: str, out: str) -> list[str]:
+def _value_code(conv: str, source: str, out: str, direct: bool = False) -> list[str]:
     """Lines that set ``out`` to ``conv`` of the expression ``source`` (every conversion
-    gives None for None: no call for a missing field)."""
+    gives None for None: no call for a missing field). ``direct``: ``out`` is only tested
+    for truth after (an empty str need not become None)."""
     if conv == "raw":
         return [f"{out} = {source}"]
     if conv == "str":  # kql_string gives None or a non-empty str; a non-empty str is itself,
@@ -47,7 +48,7 @@ def _value_code(conv: str, source: str, out: str) -> list[str]:
         return [f"{out} = {source}",
                 f"if {out}.__class__ is not str: {out} = None if {out} is None else "
                 f"str({out}) if {out}.__class__ is int else kql_string({out})",
-                f"elif not {out}: {out} = None"]
+                *(() if direct else (f"elif not {out}: {out} = None",))]
     if conv == "bool":
         return [f"{out} = {source}",
                 f"if {out}.__class__ is not bool and {out} is not None: "
@@ -56,6 +57,11 @@ def _value_code(conv: str, source: str, out: str) -> list[str]:
         return [f"{out} = {source}",
                 f"if {out}.__class__ is not int or not -2147483648 <= {out} <= 2147483647: "
                 f"{out} = None if {out} is None else int32({out})"]
+    if conv == "trunc32":  # a float or int well inside the int range: int() is toint()
+        return [f"{out} = {source}",
+                f"if ({out}.__class__ is float or {out}.__class__ is int) and "
+                f"-2147483649.0 < {out} < 2147483648.0: {out} = int({out})",
+                f"elif {out} is not None: {out} = trunc_int32({out})"]
     if conv == "when":  # the cache of base.when read inline; a miss (or a cached None) asks
         return [f"{out} = {source}",
                 f"if {out}.__class__ is str: {out} = WHEN_GET({out}) or when({out})",
@@ -72,17 +78,36 @@ def mapper(name: str, roots: Sequence[str], columns: Sequence[Column], *,
     body: list[str] = []
     for var, expr in preludes:
         body.append(f"{var} = {expr}")
+    # how many keys are read from each object (a root or one under it): an object read 3
+    # times or more has its bound .get kept in a local
+    reads: dict[Path, int] = {}
+    for column in columns:
+        for conv, path in column[1:]:
+            if conv != "const":
+                for n in range(2, len(path) + 1):
+                    if n == len(path) or path[:n] not in reads:
+                        reads[path[:n - 1]] = reads.get(path[:n - 1], 0) + 1
     # the objects under the roots that paths read from, each fetched once
     holders: dict[Path, str] = {}
+    getters: dict[Path, str] = {}
+
+    def get(path: Path) -> str:
+        """The .get of the object at ``path`` (fetched, and bound when read often)."""
+        if path in getters:
+            return getters[path]
+        var = path[0] if len(path) == 1 else holder(path)
+        if reads.get(path, 0) < 3:
+            return f"{var}.get"
+        getters[path] = f"g_{var}"
+        body.append(f"g_{var} = {var}.get")
+        return getters[path]
 
     def holder(path: Path) -> str:
-        if len(path) == 1:
-            return path[0]
         if path not in holders:
-            parent = holder(path[:-1])
+            fetch = get(path[:-1])
             var = f"d{len(holders)}"
             holders[path] = var
-            body.append(f"{var} = {parent}.get({path[-1]!r})")
+            body.append(f"{var} = {fetch}({path[-1]!r})")
             body.append(f"if {var}.__class__ is not dict and not isinstance({var}, dict): "
                         f"{var} = EMPTY")
         return holders[path]
@@ -90,7 +115,7 @@ def mapper(name: str, roots: Sequence[str], columns: Sequence[Column], *,
     def source(path: Path) -> str:
         if len(path) == 1:
             return path[0]
-        return f"{holder(path[:-1])}.get({path[-1]!r})"
+        return f"{get(path[:-1])}({path[-1]!r})"
 
     uses: dict[Alternative, int] = {}
     for column in columns:
@@ -116,7 +141,7 @@ def mapper(name: str, roots: Sequence[str], columns: Sequence[Column], *,
         if uses[first] > 1 or len(alts) > 1:
             body.append(f"v = {value_of(first)}")
         else:
-            body.extend(_value_code(first[0], source(first[1]), "v"))
+            body.extend(_value_code(first[0], source(first[1]), "v", direct=True))
         for alt in alts[1:]:
             if uses[alt] > 1:
                 var = value_of(alt)

@@ -94,6 +94,21 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "(schemaVersion, accountId, type, severity, ...)")
     position = 0
     for _, value in json_records(text, "GuardDuty export"):
+        if value.__class__ is dict and "schemaVersion" in value and "detail-type" not in value:
+            # a bare finding (the export's every line): what other_kind (None) and
+            # finding_item make of it, without them
+            position += 1
+            if "id" not in value and "type" not in value:
+                yield Rejected(position, "not a GuardDuty finding (no id/type)",
+                               json_text(value))
+                continue
+            row = map_finding(value)
+            if "TimeGenerated" not in row:
+                yield Rejected(position, "GuardDuty finding has no valid updatedAt/createdAt",
+                               json_text(value))
+                continue
+            yield row
+            continue
         values = value if isinstance(value, list) else [value]
         for item in values:
             if isinstance(item, JsonGarbage):
