@@ -44,7 +44,10 @@ from .errors import DecompressionLimitError, ObjectReadError
 
 GiB = 1024 ** 3
 MiB = 1024 ** 2
-OUT_BYTES = 1024 * 1024  # largest piece of decompressed output produced at once
+# largest piece of decompressed output produced at once: 128 KB, so the text a piece becomes
+# is framed and parsed while it is in the cache (1 MB pieces: a GuardDuty object 11% and a
+# CloudTrail object 13% more CPU, VPC Flow / ALB 3-4%; benchmarks/CPU.md)
+OUT_BYTES = 128 * 1024
 ZSTD_PIECE = 1024
 ZSTD_MAX_WINDOW = 64 * 1024 * 1024
 SNIFF_BYTES = 512        # enough to see a tar header's "ustar" at offset 257

@@ -78,8 +78,14 @@ def test_fast_path_is_taken_for_ordinary_lines(monkeypatch):
     monkeypatch.setattr(reader, "_orjson", lambda t: calls.append(1) or real(t))
     lines = []
     real_lines = reader._JsonCursor.fast_lines
+
+    def counted(values):
+        for v in values:
+            lines.append(v)
+            yield v
+
     monkeypatch.setattr(reader._JsonCursor, "fast_lines",
-                        lambda self: (out := real_lines(self), lines.extend(out[0]))[0])
+                        lambda self: (lambda out: (counted(out[0]), out[1]))(real_lines(self)))
     text = "\n".join(json.dumps({"i": i}) for i in range(100))
     assert [v["i"] for v in TextSource(iter([text.encode()])).json_values()] == list(range(100))
     # the last line, with no newline after it, may go the other ways

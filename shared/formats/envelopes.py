@@ -189,17 +189,31 @@ def parse_cloudwatch_logs(own: str, text: TextSource, ctx: ObjectContext) -> Ite
     what = {CLOUDTRAIL_TABLE: "CloudWatch Logs subscription data of a trail",
             VPCFLOW_TABLE: "CloudWatch Logs subscription data of flow logs"}.get(
                 own, "CloudWatch Logs subscription data")
-    table, mapper = own, mappers[own]
-    log_event = cloudwatch.LogEvent
-    for item in cloudwatch.log_events(text, what):
-        if type(item) is not log_event:
+    payload, log_event, plain_row = cloudwatch.Payload, cloudwatch.LogEvent, cloudwatch._row
+    for item in cloudwatch.payloads(text, what):
+        if type(item) is not payload:
             yield item
             continue
-        if item.index == 0:
-            table = _payload_table(item)
-            mapper = mappers[table]
-        out = mapper(item)
-        yield Routed(table, out) if table != own and type(out) is dict else out
+        events, position = item.events, item.position
+        if not events:
+            continue
+        first = log_event(position + 1, events[0], item.log_group, item.log_stream, 0)
+        table = _payload_table(first)
+        routed = table != own
+        if table == cloudwatch.TABLE:  # the plain log events: no LogEvent each
+            for event in events:
+                position += 1
+                row = plain_row(event)
+                if row is None:
+                    yield cloudwatch.plain_event(log_event(position, event))
+                else:
+                    yield Routed(table, row) if routed else row
+            continue
+        mapper = mappers[table]
+        for index, event in enumerate(events):
+            out = mapper(log_event(position + index + 1, event, item.log_group,
+                                   item.log_stream, index) if index else first)
+            yield Routed(table, out) if routed and type(out) is dict else out
 
 
 def parse_cloudwatch_cloudtrail(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:

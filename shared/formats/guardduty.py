@@ -19,19 +19,16 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
+from . import columns
 from .base import (
     Format,
     Item,
     ObjectContext,
     Rejected,
-    compact,
     garbage,
     json_records,
     json_text,
-    kql_string,
     tolerant_sniff,
-    trunc_int32,
-    when,
 )
 
 KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/GuardDuty/[a-z0-9-]+/")
@@ -55,25 +52,24 @@ def _finding(value: Any) -> Any:
     return value
 
 
-def map_finding(f: dict[str, Any]) -> dict[str, Any]:
-    created = when(f.get("createdAt"))
-    row = {
-        "TimeGenerated": when(f.get("updatedAt")) or created,
-        "AccountId": kql_string(f.get("accountId")),
-        "ActivityType": kql_string(f.get("type")),
-        "Arn": kql_string(f.get("arn")),
-        "Description": kql_string(f.get("description")),
-        "Id": kql_string(f.get("id")),
-        "Partition": kql_string(f.get("partition")),
-        "Region": kql_string(f.get("region")),
-        "ResourceDetails": f.get("resource"),
-        "SchemaVersion": kql_string(f.get("schemaVersion")),
-        "ServiceDetails": f.get("service"),
-        "Severity": trunc_int32(f.get("severity")),
-        "TimeCreated": created,
-        "Title": kql_string(f.get("title")),
-    }
-    return compact(row)
+# the mapping, column by column (``columns``; the plain dict it replaced is the reference in
+# tests/test_json_mappers.py): TimeGenerated = updatedAt, else createdAt
+map_finding = columns.mapper("map_finding", ("f",), (
+    ("TimeGenerated", ("when", ("f", "updatedAt")), ("when", ("f", "createdAt"))),
+    ("AccountId", ("str", ("f", "accountId"))),
+    ("ActivityType", ("str", ("f", "type"))),
+    ("Arn", ("str", ("f", "arn"))),
+    ("Description", ("str", ("f", "description"))),
+    ("Id", ("str", ("f", "id"))),
+    ("Partition", ("str", ("f", "partition"))),
+    ("Region", ("str", ("f", "region"))),
+    ("ResourceDetails", ("raw", ("f", "resource"))),
+    ("SchemaVersion", ("str", ("f", "schemaVersion"))),
+    ("ServiceDetails", ("raw", ("f", "service"))),
+    ("Severity", ("trunc32", ("f", "severity"))),
+    ("TimeCreated", ("when", ("f", "createdAt"))),
+    ("Title", ("str", ("f", "title"))),
+))
 
 
 def finding_item(item: Any, position: int) -> Item:
@@ -98,6 +94,21 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                           "(schemaVersion, accountId, type, severity, ...)")
     position = 0
     for _, value in json_records(text, "GuardDuty export"):
+        if value.__class__ is dict and "schemaVersion" in value and "detail-type" not in value:
+            # a bare finding (the export's every line): what other_kind (None) and
+            # finding_item make of it, without them
+            position += 1
+            if "id" not in value and "type" not in value:
+                yield Rejected(position, "not a GuardDuty finding (no id/type)",
+                               json_text(value))
+                continue
+            row = map_finding(value)
+            if "TimeGenerated" not in row:
+                yield Rejected(position, "GuardDuty finding has no valid updatedAt/createdAt",
+                               json_text(value))
+                continue
+            yield row
+            continue
         values = value if isinstance(value, list) else [value]
         for item in values:
             if isinstance(item, JsonGarbage):

@@ -26,21 +26,17 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
+from . import columns
 from .base import (
     Format,
     Item,
     ObjectContext,
     Rejected,
     Routed,
-    compact,
     garbage,
     json_records,
     json_text,
-    kql_bool,
-    kql_string,
     tolerant_sniff,
-    when,
-    when_epoch,
 )
 
 
@@ -80,88 +76,82 @@ def _get(obj: Any, *path: str) -> Any:
     return obj
 
 
-def _common(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "TimeGenerated": when(ev.get("timestamp")) or when_epoch(r.get("event_timestamp")),
-        "FirewallName": kql_string(r.get("firewall_name")),
-        "AvailabilityZone": kql_string(r.get("availability_zone")),
-        "SrcIp": kql_string(ev.get("src_ip")),
-        "SrcPort": kql_string(ev.get("src_port")),
-        "DestIp": kql_string(ev.get("dest_ip")),
-        "DestPort": kql_string(ev.get("dest_port")),
-    }
+# The three mappings column by column (``columns``; the plain dicts they replaced are the
+# reference in tests/test_json_mappers.py). ``r``: the log record, ``ev``: its event.
+def _common(time: tuple[str, tuple[str, ...]]) -> tuple[tuple[Any, ...], ...]:
+    return (
+        ("TimeGenerated", ("when", ("ev", "timestamp")), time),
+        ("FirewallName", ("str", ("r", "firewall_name"))),
+        ("AvailabilityZone", ("str", ("r", "availability_zone"))),
+        ("SrcIp", ("str", ("ev", "src_ip"))),
+        ("SrcPort", ("str", ("ev", "src_port"))),
+        ("DestIp", ("str", ("ev", "dest_ip"))),
+        ("DestPort", ("str", ("ev", "dest_port"))),
+    )
 
 
-def alert_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    return compact({
-        **_common(r, ev),
-        "EventTimestamp": when_epoch(r.get("event_timestamp")),
-        "Timestamp": when(ev.get("timestamp")),
-        "TxId": kql_string(ev.get("tx_id")),
-        "AppProto": kql_string(ev.get("app_proto")),
-        "EventType": kql_string(ev.get("event_type")),
-        "Severity": kql_string(_get(ev, "alert", "severity")),
-        "SignatureId": kql_string(_get(ev, "alert", "signature_id")),
-        "Rev": kql_string(_get(ev, "alert", "rev")),
-        "Signature": kql_string(_get(ev, "alert", "signature")),
-        "AlertAction": kql_string(_get(ev, "alert", "action")),
-        "Category": kql_string(_get(ev, "alert", "category")),
-        "FlowId": kql_string(ev.get("flow_id")),
-        "Proto": kql_string(ev.get("proto")),
-        "VerdictAction": kql_string(_get(ev, "verdict", "action")),
-        "Sni": kql_string(_get(ev, "tls", "sni")),
-        "Version": kql_string(_get(ev, "tls", "version")),
-        "PktSrc": kql_string(ev.get("pkt_src")),
-        "Direction": kql_string(ev.get("direction")),
-    })
+_EPOCH = ("epoch", ("r", "event_timestamp"))
 
+alert_row = columns.mapper("alert_row", ("r", "ev"), (
+    *_common(_EPOCH),
+    ("EventTimestamp", _EPOCH),
+    ("Timestamp", ("when", ("ev", "timestamp"))),
+    ("TxId", ("str", ("ev", "tx_id"))),
+    ("AppProto", ("str", ("ev", "app_proto"))),
+    ("EventType", ("str", ("ev", "event_type"))),
+    ("Severity", ("str", ("ev", "alert", "severity"))),
+    ("SignatureId", ("str", ("ev", "alert", "signature_id"))),
+    ("Rev", ("str", ("ev", "alert", "rev"))),
+    ("Signature", ("str", ("ev", "alert", "signature"))),
+    ("AlertAction", ("str", ("ev", "alert", "action"))),
+    ("Category", ("str", ("ev", "alert", "category"))),
+    ("FlowId", ("str", ("ev", "flow_id"))),
+    ("Proto", ("str", ("ev", "proto"))),
+    ("VerdictAction", ("str", ("ev", "verdict", "action"))),
+    ("Sni", ("str", ("ev", "tls", "sni"))),
+    ("Version", ("str", ("ev", "tls", "version"))),
+    ("PktSrc", ("str", ("ev", "pkt_src"))),
+    ("Direction", ("str", ("ev", "direction"))),
+))
 
-def flow_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    return compact({
-        **_common(r, ev),
-        "EventTimestamp": kql_string(r.get("event_timestamp")),
-        "Timestamp": when(ev.get("timestamp")),
-        "TCPFlags": kql_string(_get(ev, "tcp", "tcp_flags")),
-        "Syn": kql_bool(_get(ev, "tcp", "syn")),
-        "Fin": kql_bool(_get(ev, "tcp", "fin")),
-        "Psh": kql_bool(_get(ev, "tcp", "psh")),
-        "Ack": kql_bool(_get(ev, "tcp", "ack")),
-        "Ecn": kql_bool(_get(ev, "tcp", "ecn")),
-        "Rst": kql_bool(_get(ev, "tcp", "rst")),
-        "AppProto": kql_string(ev.get("app_proto")),
-        "NetFlowPkts": kql_string(_get(ev, "netflow", "pkts")),
-        "NetFlowBytes": kql_string(_get(ev, "netflow", "bytes")),
-        "NetFlowStart": when(_get(ev, "netflow", "start")),
-        "NetFlowEnd": when(_get(ev, "netflow", "end")),
-        "NetFlowAge": kql_string(_get(ev, "netflow", "age")),
-        "NetFlowMinttl": kql_string(_get(ev, "netflow", "min_ttl")),
-        "NetFlowMaxttl": kql_string(_get(ev, "netflow", "max_ttl")),
-        "EventType": kql_string(ev.get("event_type")),
-        "FlowId": kql_string(ev.get("flow_id")),
-        "Proto": kql_string(ev.get("proto")),
-    })
+flow_row = columns.mapper("flow_row", ("r", "ev"), (
+    *_common(_EPOCH),
+    ("EventTimestamp", ("str", ("r", "event_timestamp"))),
+    ("Timestamp", ("when", ("ev", "timestamp"))),
+    ("TCPFlags", ("str", ("ev", "tcp", "tcp_flags"))),
+    *((name.capitalize(), ("bool", ("ev", "tcp", name)))
+      for name in ("syn", "fin", "psh", "ack", "ecn", "rst")),
+    ("AppProto", ("str", ("ev", "app_proto"))),
+    ("NetFlowPkts", ("str", ("ev", "netflow", "pkts"))),
+    ("NetFlowBytes", ("str", ("ev", "netflow", "bytes"))),
+    ("NetFlowStart", ("when", ("ev", "netflow", "start"))),
+    ("NetFlowEnd", ("when", ("ev", "netflow", "end"))),
+    ("NetFlowAge", ("str", ("ev", "netflow", "age"))),
+    ("NetFlowMinttl", ("str", ("ev", "netflow", "min_ttl"))),
+    ("NetFlowMaxttl", ("str", ("ev", "netflow", "max_ttl"))),
+    ("EventType", ("str", ("ev", "event_type"))),
+    ("FlowId", ("str", ("ev", "flow_id"))),
+    ("Proto", ("str", ("ev", "proto"))),
+))
 
-
-def tls_row(r: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
-    check = ev.get("revocation_check") if isinstance(ev.get("revocation_check"), dict) else {}
-
-    def pick(name: str) -> str | None:
-        return kql_string(ev.get(name)) or kql_string(check.get(name))
-
-    return compact({
-        **_common(r, ev),
-        "EventTimestamp": when_epoch(r.get("event_timestamp")),
-        "Sni": kql_string(ev.get("sni")),
-        "LeafCertificateFingerprint": pick("leaf_cert_fpr"),
-        "Status": pick("status"),
-        "Action": pick("action"),
-        "ErrorMessage": kql_string(_get(ev, "tls_error", "error_message")),
-    })
+# a TLS revocation-check event's fingerprint/status/action: under event, else under
+# event.revocation_check
+tls_row = columns.mapper("tls_row", ("r", "ev"), (
+    *_common(_EPOCH),
+    ("EventTimestamp", _EPOCH),
+    ("Sni", ("str", ("ev", "sni"))),
+    *((column, ("str", ("ev", name)), ("str", ("ev", "revocation_check", name)))
+      for column, name in (("LeafCertificateFingerprint", "leaf_cert_fpr"),
+                           ("Status", "status"), ("Action", "action"))),
+    ("ErrorMessage", ("str", ("ev", "tls_error", "error_message"))),
+))
 
 
 TABLES = {"alert": "AWSNetworkFirewallAlert", "flow": "AWSNetworkFirewallFlow",
           "tls": "AWSNetworkFirewallTls"}
 _MAPPERS = {"alert": alert_row, "flow": flow_row, "tls": tls_row}
+# the event_type of each log type's events (TLS events have none: any other but these two)
+_EVENT_TYPES = {"alert": "alert", "flow": "netflow", "tls": None}
 
 
 def kind_of_event(ev: dict[str, Any]) -> str:
@@ -179,19 +169,28 @@ def _parser(kind: str):
         if not tolerant_sniff(_base, text.head):  # any log type's events: each is routed
             raise FormatError(f"Network Firewall {kind} log must be JSON lines of "
                               "{firewall_name, availability_zone, event_timestamp, event}")
+        own, own_type = _MAPPERS[kind], _EVENT_TYPES[kind]
         for position, value in json_records(text, f"Network Firewall {kind} log"):
-            if isinstance(value, JsonGarbage):
+            if value.__class__ is dict or isinstance(value, dict):
+                ev = value.get("event")
+            elif isinstance(value, JsonGarbage):
                 yield garbage(position, value, f"Network Firewall {kind} line is not JSON")
                 continue
-            ev = value.get("event") if isinstance(value, dict) else None
-            if not isinstance(ev, dict):
+            else:
+                ev = None
+            if ev.__class__ is not dict and not isinstance(ev, dict):
                 yield Rejected(position, "not a Network Firewall log record (no event object)",
                                json_text(value))
                 continue
             # each event goes to its own log type's table, whatever the object's type: a
             # netflow event in an alert object is a flow row, never skipped
-            event_kind = kind_of_event(ev)
-            row = _MAPPERS[event_kind](value, ev)
+            event_type = ev.get("event_type")
+            if event_type == own_type or kind == "tls" and event_type != "alert" \
+                    and event_type != "netflow":
+                event_kind, row = kind, own(value, ev)
+            else:
+                event_kind = kind_of_event(ev)
+                row = _MAPPERS[event_kind](value, ev)
             if "TimeGenerated" not in row:
                 yield Rejected(position, "Network Firewall record has no valid "
                                          "event.timestamp or event_timestamp", json_text(value))

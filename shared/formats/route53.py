@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
+from . import columns
 from .base import (
     Format,
     Item,
     ObjectContext,
     Rejected,
-    compact,
     garbage,
     json_records,
     json_text,
-    kql_string,
     tolerant_sniff,
-    when,
 )
 
 KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/vpcdnsquerylogs/"
@@ -45,14 +42,15 @@ def sniff(head: str) -> bool:
         '"query_timestamp"' in head
 
 
-def map_record(r: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"TimeGenerated": when(r.get("query_timestamp"))}
-    for key, column in STRINGS.items():
-        row[column] = kql_string(r.get(key))
-    row["Answers"] = r.get("answers")
-    row["SrcIds"] = r.get("srcids")
-    row["LogType"] = "ResolverQueryLogs"
-    return compact(row)
+# column by column (``columns``; the loop over STRINGS it replaced is the reference in
+# tests/test_json_mappers.py)
+map_record = columns.mapper("map_record", ("r",), (
+    ("TimeGenerated", ("when", ("r", "query_timestamp"))),
+    *((column, ("str", ("r", key))) for key, column in STRINGS.items()),
+    ("Answers", ("raw", ("r", "answers"))),
+    ("SrcIds", ("raw", ("r", "srcids"))),
+    ("LogType", ("const", "ResolverQueryLogs")),
+))
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:

@@ -17,19 +17,16 @@ from typing import Any
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
+from . import columns
 from .base import (
     Format,
     Item,
     ObjectContext,
     Rejected,
-    compact,
     garbage,
-    int32,
     json_records,
     json_text,
-    kql_string,
     tolerant_sniff,
-    when_epoch,
 )
 
 KEY = re.compile(r"(^|/)AWSLogs/(o-[a-z0-9]+/)?\d{12}/WAFLogs/|(^|/)\d{12}_waflogs_")
@@ -48,42 +45,42 @@ def _terminating_group(groups: Any) -> dict[str, Any]:
     return {}
 
 
-def map_record(r: dict[str, Any]) -> dict[str, Any]:
-    req = r.get("httpRequest") if isinstance(r.get("httpRequest"), dict) else {}
-    group = _terminating_group(r.get("ruleGroupList"))
-    return compact({
-        "TimeGenerated": when_epoch(r.get("timestamp"), millis=True),
-        "FormatVersion": kql_string(r.get("formatVersion")),
-        "WebAclId": kql_string(r.get("webaclId")),
-        "TerminatingRuleId": kql_string(r.get("terminatingRuleId")),
-        "TerminatingRuleType": kql_string(r.get("terminatingRuleType")),
-        "Action": kql_string(r.get("action")),
-        "TerminatingRuleMatchDetails": r.get("terminatingRuleMatchDetails"),
-        "HttpSourceName": kql_string(r.get("httpSourceName")),
-        "HttpSourceId": kql_string(r.get("httpSourceId")),
-        "RuleGroupList": r.get("ruleGroupList"),
-        "RateBasedRuleList": r.get("rateBasedRuleList"),
-        "NonTerminatingMatchingRules": r.get("nonTerminatingMatchingRules"),
-        "RequestHeadersInserted": r.get("requestHeadersInserted"),
-        "ResponseCodeSent": int32(r.get("responseCodeSent")),
-        "HttpRequest": r.get("httpRequest"),
-        "ClientIp": kql_string(req.get("clientIp")),
-        "Country": kql_string(req.get("country")),
-        "Headers": req.get("headers"),
-        "Uri": kql_string(req.get("uri")),
-        "Args": kql_string(req.get("args")),
-        "HttpVersion": kql_string(req.get("httpVersion")),
-        "HttpMethod": kql_string(req.get("httpMethod")),
-        "RequestId": kql_string(req.get("requestId")),
-        "Labels": r.get("labels"),
-        "CaptchaResponse": r.get("captchaResponse"),
-        "ChallengeResponse": r.get("challengeResponse"),
-        "OversizeFields": r.get("oversizeFields"),
-        "Ja3Fingerprint": kql_string(r.get("ja3Fingerprint")),
-        "RuleGroupId": kql_string(group.get("ruleGroupId")),
-        "TerminatingRule": group.get("terminatingRule"),
-        "ExcludedRules": group.get("excludedRules"),
-    })
+# column by column (``columns``; the plain dict it replaced is the reference in
+# tests/test_json_mappers.py); ``group``: the rule group that terminated the request, or {}
+map_record = columns.mapper("map_record", ("r",), (
+    ('TimeGenerated', ('epoch_ms', ('r', 'timestamp'))),
+    ('FormatVersion', ('str', ('r', 'formatVersion'))),
+    ('WebAclId', ('str', ('r', 'webaclId'))),
+    ('TerminatingRuleId', ('str', ('r', 'terminatingRuleId'))),
+    ('TerminatingRuleType', ('str', ('r', 'terminatingRuleType'))),
+    ('Action', ('str', ('r', 'action'))),
+    ('TerminatingRuleMatchDetails', ('raw', ('r', 'terminatingRuleMatchDetails'))),
+    ('HttpSourceName', ('str', ('r', 'httpSourceName'))),
+    ('HttpSourceId', ('str', ('r', 'httpSourceId'))),
+    ('RuleGroupList', ('raw', ('r', 'ruleGroupList'))),
+    ('RateBasedRuleList', ('raw', ('r', 'rateBasedRuleList'))),
+    ('NonTerminatingMatchingRules', ('raw', ('r', 'nonTerminatingMatchingRules'))),
+    ('RequestHeadersInserted', ('raw', ('r', 'requestHeadersInserted'))),
+    ('ResponseCodeSent', ('int32', ('r', 'responseCodeSent'))),
+    ('HttpRequest', ('raw', ('r', 'httpRequest'))),
+    ('ClientIp', ('str', ('r', 'httpRequest', 'clientIp'))),
+    ('Country', ('str', ('r', 'httpRequest', 'country'))),
+    ('Headers', ('raw', ('r', 'httpRequest', 'headers'))),
+    ('Uri', ('str', ('r', 'httpRequest', 'uri'))),
+    ('Args', ('str', ('r', 'httpRequest', 'args'))),
+    ('HttpVersion', ('str', ('r', 'httpRequest', 'httpVersion'))),
+    ('HttpMethod', ('str', ('r', 'httpRequest', 'httpMethod'))),
+    ('RequestId', ('str', ('r', 'httpRequest', 'requestId'))),
+    ('Labels', ('raw', ('r', 'labels'))),
+    ('CaptchaResponse', ('raw', ('r', 'captchaResponse'))),
+    ('ChallengeResponse', ('raw', ('r', 'challengeResponse'))),
+    ('OversizeFields', ('raw', ('r', 'oversizeFields'))),
+    ('Ja3Fingerprint', ('str', ('r', 'ja3Fingerprint'))),
+    ('RuleGroupId', ('str', ('group', 'ruleGroupId'))),
+    ('TerminatingRule', ('raw', ('group', 'terminatingRule'))),
+    ('ExcludedRules', ('raw', ('group', 'excludedRules'))),
+), preludes=(("group", "_terminating_group(r.get('ruleGroupList'))"),),
+    env={"_terminating_group": _terminating_group})
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
