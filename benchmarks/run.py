@@ -126,6 +126,7 @@ def bench_e2e(rig: harness.Rig, size: int) -> dict[str, Any]:
                     "requests_per_gb_in": round(len(sent) * (1 << 30) / info["raw_bytes"])}
         print(f"e2e {fmt}: {out[fmt]}", flush=True)
     out["ratio_vs_cpu"] = min(v["ratio_vs_cpu"] for v in out.values())
+    out["emulator"] = rig.emulator_mode()  # what the emulator spent CPU on (see E2E.md)
     # the CPU path's MB/s per format are per core: the throughput a worker process can reach
     return out
 
