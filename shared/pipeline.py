@@ -710,6 +710,12 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
             if len(rejected_samples) < 3:
                 rejected_samples.append(f"line {item.position}: {item.raw}")
 
+    # the source's filters, looked up once: only when a rule names this table (not a property
+    # test and an attribute lookup per record: ~0.05 s per 100 MB of VPC Flow)
+    own = source.filters
+    rule_for = (own.rule_for if own and any(fmt.table in r.tables for r in own.rules)
+                else None)
+
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         lo, hi = stats.event_time_min, stats.event_time_max  # see_time only when they move
         try:
@@ -728,7 +734,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
                 if position <= settled and (position in progress.done or
                                             position in progress.dead):
                     continue  # settled on an earlier attempt
-                rule = source.filters.rule_for(fmt.table, item) if source.filters else None
+                rule = rule_for(fmt.table, item) if rule_for is not None else None
                 if rule is not None:  # the source's filters drop it: counted, not sent
                     stats.filtered(rule)
                     continue

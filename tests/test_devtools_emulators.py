@@ -271,6 +271,39 @@ def test_gzip_stream_and_non_array_body(
     assert (info.value.status_code, info.value.error.code) == (400, "InvalidPayload")
 
 
+def test_measuring_mode_inflates_but_does_not_parse(
+    stack: LocalStack, credential: ManagedIdentityCredential
+) -> None:
+    """parse_records False (benchmarks): sizes measured, 413 and unknown streams still
+    answered, the JSON not read (a non-array passes, nothing counted); the default parses."""
+    client = _client(stack, credential)
+    body = gzip.compress(json.dumps([RECORD, RECORD]).encode())
+    stack.ingestion.parse_records = False
+    try:
+        client.upload(stack.dcr_immutable_id, STREAM, io.BytesIO(body))
+        client.upload(stack.dcr_immutable_id, STREAM, io.BytesIO(gzip.compress(b"not json")))
+        big = gzip.compress(json.dumps([{**RECORD, "Message": "x" * 1_100_000}]).encode())
+        with pytest.raises(HttpResponseError) as info:
+            client.upload(stack.dcr_immutable_id, STREAM, io.BytesIO(big))
+        assert info.value.status_code == 413
+        with pytest.raises(HttpResponseError) as info:
+            client.upload(stack.dcr_immutable_id, "Custom-Nope", io.BytesIO(body))
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidStream")
+        with pytest.raises(HttpResponseError) as info:
+            client.upload(stack.dcr_immutable_id, STREAM, io.BytesIO(body[:-9]))
+        assert (info.value.status_code, info.value.error.code) == (400, "InvalidContentEncoding")
+    finally:
+        stack.ingestion.parse_records = True
+    ok, junk, large = stack.ingestion.requests[:3]
+    assert (ok.status, ok.record_count, ok.compressed_size) == (204, None, len(body))
+    assert ok.uncompressed_size == len(json.dumps([RECORD, RECORD]))
+    assert junk.status == 204 and large.uncompressed_size > 1_100_000
+    assert stack.ingestion.accepted() == [] and stack.ingestion.records_accepted == 0
+    client.upload(stack.dcr_immutable_id, STREAM, io.BytesIO(body))  # default: parsed again
+    assert stack.ingestion.accepted() == [RECORD, RECORD]
+    assert stack.ingestion.requests[-1].record_count == 2
+
+
 def test_every_schema_file_is_a_stream(stack: LocalStack, tmp_path) -> None:
     from devtools.logs_ingestion import DEFAULT_SCHEMAS_DIR
 
