@@ -209,7 +209,7 @@ def put_parquet(s3: Any, target: int) -> dict[str, Any]:
 # ---- Amazon Security Lake: OCSF 1.1 API Activity (CloudTrail management events) in Parquet -----
 
 # bytes per row group as Parquet counts them (total_byte_size: encoded, before compression),
-# what parquet-mr's 128 MB block size bounds: ~490,000 of these rows, ~900 MB as JSON
+# what parquet-mr's 128 MB block size bounds: ~500,000 of these rows, ~900 MB as JSON
 SL_ROW_GROUP_BYTES = 128 << 20
 
 
