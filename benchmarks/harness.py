@@ -162,6 +162,8 @@ def put_generated(s3: Any, fmt: str, target: int) -> dict[str, Any]:
     """Generate an object of ``target`` uncompressed bytes straight into S3 (streamed)."""
     if fmt == "vpcflow_parquet":
         return put_parquet(s3, target)
+    if fmt == "securitylake":
+        return put_securitylake(s3, target)
     counter = [0, 0]
     if fmt == "vpcflow":
         key, pieces = vpc_key(), vpc_text(target)
@@ -204,6 +206,156 @@ def put_parquet(s3: Any, target: int) -> dict[str, Any]:
     return {"key": key, "records": records, "raw_bytes": raw, "stored_bytes": stored}
 
 
+# ---- Amazon Security Lake: OCSF 1.1 API Activity (CloudTrail management events) in Parquet -----
+
+# bytes per row group as Parquet counts them (total_byte_size: encoded, before compression),
+# what parquet-mr's 128 MB block size bounds: ~500,000 of these rows, ~900 MB as JSON
+SL_ROW_GROUP_BYTES = 128 << 20
+
+
+def ocsf_api_events(rnd: random.Random, start: int, n: int, t0: int) -> list[dict[str, Any]]:
+    """``n`` OCSF 1.1 API Activity events as Security Lake 2.0 writes a CloudTrail management
+    event (the fields of tests/fixtures/security_lake/generic_api_activity.ocsf.json in their
+    1.1 names, as tests/make_security_lake_fixtures.py derives them, plus the columns Security
+    Lake adds: observables, resources, session, the partition columns), values varied per row."""
+    names = ["GetObject", "ListBuckets", "PutBucketPolicy", "AssumeRole", "DescribeInstances",
+             "Decrypt", "GetParameter", "CreateLogStream"]
+    services = ["s3.amazonaws.com", "sts.amazonaws.com", "ec2.amazonaws.com",
+                "kms.amazonaws.com", "ssm.amazonaws.com", "logs.amazonaws.com"]
+    out = []
+    for i in range(start, start + n):
+        op, svc = names[i % len(names)], services[(i * 7) % len(services)]
+        user = f"svc-{i % 41}"
+        arn = f"arn:aws:iam::{ACCOUNT}:user/{user}"
+        ip = f"{rnd.choice((203, 198, 52, 3))}.{rnd.randrange(256)}.{rnd.randrange(256)}." \
+             f"{rnd.randrange(1, 255)}"
+        ms = (t0 + i % 3600) * 1000 + i % 1000
+        fail = rnd.random() < 0.05
+        ev = {
+            "activity_id": 2, "activity_name": "Read",
+            "actor": {"user": {"type": "IAMUser", "name": user, "uid": arn,
+                               "uid_alt": f"AIDA{rnd.getrandbits(60):015X}",
+                               "credential_uid": f"AKIA{rnd.getrandbits(64):016X}",
+                               "account": {"uid": ACCOUNT}},
+                      "session": {"created_time": ms - 3_600_000, "is_mfa": i % 3 == 0,
+                                  "issuer": f"arn:aws:iam::{ACCOUNT}:role/ops-{i % 9}"},
+                      "invoked_by": None if i % 5 else "cloudformation.amazonaws.com"},
+            "api": {"operation": op, "service": {"name": svc}, "version": None,
+                    "request": {"uid": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                                "data": json.dumps({"bucketName": f"finance-{i % 17}",
+                                                    "key": f"reports/{rnd.getrandbits(48):x}"
+                                                           f"/{i}.csv"},
+                                                   separators=(",", ":"))},
+                    "response": ({"error": "AccessDenied",
+                                  "message": "User is not authorized to perform this operation"}
+                                 if fail else {"error": None, "message": None})},
+            "category_name": "Application Activity", "category_uid": 6,
+            "class_name": "API Activity", "class_uid": 6003,
+            "cloud": {"provider": "AWS", "region": "us-east-1", "account": {"uid": ACCOUNT}},
+            "http_request": {"user_agent": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1 "
+                                           "exe/x86_64.amzn.2 prompt/off command/s3api"},
+            "metadata": {"product": {"feature": {"name": "Management"}, "name": "CloudTrail",
+                                     "vendor_name": "AWS", "version": "1.09"},
+                         "profiles": ["cloud", "datetime"],
+                         "uid": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                         "version": "1.1.0"},
+            "observables": [{"name": "src_endpoint.ip", "type": "IP Address", "type_id": 2,
+                             "value": ip},
+                            {"name": "actor.user.name", "type": "User Name", "type_id": 4,
+                             "value": user}],
+            "resources": [{"uid": f"arn:aws:s3:::finance-{i % 17}", "type": "AWS::S3::Bucket",
+                           "account_uid": ACCOUNT}],
+            "severity": "Informational", "severity_id": 1,
+            "src_endpoint": {"ip": ip, "domain": None, "uid": None},
+            "status": "Failure" if fail else "Success", "status_id": 2 if fail else 1,
+            "time": ms, "type_name": "API Activity: Read", "type_uid": 600302,
+            "unmapped": [("eventType", "AwsApiCall"), ("recipientAccountId", ACCOUNT),
+                         ("readOnly", "true"), ("managementEvent", "true"),
+                         ("eventCategory", "Management")],
+            "accountid": ACCOUNT, "region": "us-east-1", "asl_version": "2.0",
+        }
+        out.append(ev)
+    return out
+
+
+def _ocsf_schema() -> Any:
+    import pyarrow as pa
+
+    def typed(t: Any) -> Any:  # a field null in every sample row is a string
+        if pa.types.is_null(t):
+            return pa.string()
+        if pa.types.is_struct(t):
+            return pa.struct([f.with_type(typed(f.type)) for f in t])
+        if pa.types.is_list(t):
+            return pa.list_(typed(t.value_type))
+        return t
+
+    sample = ocsf_api_events(random.Random(0), 0, 10, 0)
+    for ev in sample:
+        ev["unmapped"] = dict(ev["unmapped"])
+    schema = pa.schema([f.with_type(typed(f.type))
+                        for f in pa.Table.from_pylist(sample).schema])
+    return schema.set(schema.get_field_index("unmapped"),
+                      pa.field("unmapped", pa.map_(pa.string(), pa.string())))
+
+
+def securitylake_key(source: str = "CLOUD_TRAIL_MGMT") -> str:
+    now = datetime.now(UTC)
+    return (f"aws/{source}/2.0/region=us-east-1/accountId={ACCOUNT}/eventDay={now:%Y%m%d}/"
+            f"{uuid.uuid4()}.zstd.parquet")
+
+
+def put_securitylake(s3: Any, target: int, *,
+                     row_group_bytes: int = SL_ROW_GROUP_BYTES) -> dict[str, Any]:
+    """Security Lake CloudTrail management events (OCSF 1.1 API Activity) as Parquet (zstd),
+    about ``target`` bytes of the same events as JSON lines, in row groups of about
+    ``row_group_bytes`` as Parquet counts them (one row group is held as Arrow here, in the
+    bench process, never in the measured child)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rnd = random.Random(13)
+    t0 = int(time.time()) - 7200
+    schema = _ocsf_schema()
+    probe = io.BytesIO()  # the encoded bytes of a row, to size the row groups
+    pq.write_table(pa.Table.from_pylist(ocsf_api_events(random.Random(1), 0, 20_000, t0),
+                                        schema=schema), probe, compression="zstd")
+    meta = pq.ParquetFile(io.BytesIO(probe.getvalue())).metadata
+    group_rows = int(row_group_bytes / (meta.row_group(0).total_byte_size / meta.num_rows))
+    records = raw = groups = 0
+    pending: list[Any] = []
+    pending_rows = 0
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as tmp:
+        with pq.ParquetWriter(tmp.name, schema, compression="zstd") as writer:
+
+            def flush() -> None:
+                nonlocal pending, pending_rows, groups
+                if pending:
+                    table = pa.concat_tables(pending)  # no copy: the chunks of one table
+                    writer.write_table(table, row_group_size=table.num_rows)
+                    groups += 1
+                pending, pending_rows = [], 0
+
+            while raw < target:
+                events = ocsf_api_events(rnd, records, 4000, t0)
+                raw += sum(len(json.dumps({**e, "unmapped": dict(e["unmapped"])},
+                                          separators=(",", ":"))) + 1 for e in events)
+                table = pa.Table.from_pylist(events, schema=schema)
+                records += len(events)
+                pending.append(table)
+                pending_rows += table.num_rows
+                if pending_rows >= group_rows:
+                    flush()
+            flush()
+        key = securitylake_key()
+        with open(tmp.name, "rb") as f:
+            stored = upload(s3, key, iter(lambda: f.read(PART), b""))
+    return {"key": key, "records": records, "raw_bytes": raw, "stored_bytes": stored,
+            "row_groups": groups}
+
+
 # ---- the stack -----------------------------------------------------------------------------------
 
 class Rig:
@@ -235,7 +387,7 @@ class Rig:
             "AWS_SOURCES": json.dumps([{
                 "name": "bench", "queueUrl": self.queue_url, "region": "us-east-1",
                 "accessKeyIdSecret": "bench-key-id", "secretAccessKeySecret": "bench-secret",
-                "buckets": {BUCKET: ["AWSLogs/"]}}]),
+                "buckets": {BUCKET: ["AWSLogs/", "aws/"]}}]),  # aws/: Security Lake
             "WORK_QUEUE": "bench-objects", "POISON_QUEUE": "bench-objects-poison",
             "CHECKPOINT_TABLE": "benchcheckpoints", "SQS_WAIT_SECONDS": "0",
             "AWS_WEB_IDENTITY_AUDIENCE": "api://bench",

@@ -9,7 +9,8 @@ Ingestion emulator, in a fresh subprocess; generated data streamed to moto, neve
 
 * ``formats``/``compression``: the CPU path per format (benchmarks/cpu.py, perf-cpu's branch;
   skipped with a note when it is not merged yet);
-* ``memory``: peak RSS (ru_maxrss of the child) for a small and a large object per format;
+* ``memory``: peak RSS (VmHWM of the child) for a small and a large object per format
+  (``securitylake``: OCSF CloudTrail events in Parquet, row groups of ~128 MB);
 * ``e2e``: end to end vs the CPU path for the same object (``ratio_vs_cpu``);
 * ``processes``: objects/s of two worker processes over one (FUNCTIONS_WORKER_PROCESS_COUNT=2);
 * ``small_objects``: Logs Ingestion requests per ~2 KB object, health rows included;
@@ -38,15 +39,18 @@ from benchmarks import harness  # noqa: E402
 MB = 1 << 20
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {"memory": {"vpcflow": (100 * MB, 1024 * MB), "cloudtrail": (100 * MB, 1024 * MB),
-                        "vpcflow_parquet": (100 * MB, 1024 * MB)},
+                        "vpcflow_parquet": (100 * MB, 1024 * MB),
+                        "securitylake": (100 * MB, 1024 * MB)},
              "e2e_bytes": 100 * MB, "proc_objects": 8, "proc_bytes": 12 * MB,
              "small_objects": 2000},
     "quick": {"memory": {"vpcflow": (5 * MB, 40 * MB), "cloudtrail": (5 * MB, 40 * MB),
-                         "vpcflow_parquet": (5 * MB, 40 * MB)},
+                         "vpcflow_parquet": (5 * MB, 40 * MB),
+                         "securitylake": (5 * MB, 40 * MB)},
               "e2e_bytes": 16 * MB, "proc_objects": 4, "proc_bytes": 4 * MB,
               "small_objects": 300},
     "smoke": {"memory": {"vpcflow": (1 * MB, 3 * MB), "cloudtrail": (1 * MB, 3 * MB),
-                         "vpcflow_parquet": (1 * MB, 3 * MB)},
+                         "vpcflow_parquet": (1 * MB, 3 * MB),
+                         "securitylake": (1 * MB, 3 * MB)},
               "e2e_bytes": 1 * MB, "proc_objects": 2, "proc_bytes": 1 * MB,
               "small_objects": 30},
 }
@@ -82,6 +86,9 @@ def bench_memory(rig: harness.Rig, sizes: dict[str, tuple[int, int]]) -> dict[st
             row[f"seconds_{label}"] = obj["seconds"]
             row[f"raw_mb_{label}"] = round(info["raw_bytes"] / MB, 1)
             row[f"mb_per_s_{label}"] = round(info["raw_bytes"] / MB / obj["seconds"], 2)
+            if "row_groups" in info:  # Security Lake: row groups of ~128 MB (harness)
+                row[f"row_groups_{label}"] = info["row_groups"]
+                row[f"stored_mb_{label}"] = round(info["stored_bytes"] / MB, 1)
             row["rss_mb_baseline"] = result["rss_mb_before"]
         row["ratio"] = round(row["rss_mb_1gb"] / row["rss_mb_100mb"], 2)
         out[fmt] = row

@@ -18,7 +18,7 @@ def test_bench_smoke_writes_every_section(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["mode"] == "smoke" and r["machine"]["cores"] >= 1 and r["machine"]["python"]
-    for fmt in ("vpcflow", "cloudtrail", "vpcflow_parquet"):
+    for fmt in ("vpcflow", "cloudtrail", "vpcflow_parquet", "securitylake"):
         row = r["memory"][fmt]
         assert row["rss_mb_100mb"] > 0 and row["rss_mb_1gb"] > 0
         assert row["ratio"] == round(row["rss_mb_1gb"] / row["rss_mb_100mb"], 2)

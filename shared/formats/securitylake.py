@@ -22,7 +22,12 @@ ext/...)                                             OCSF fields kept)
 An event of another class in a folder is rejected with the reason (route such a custom source
 with ``formatRules`` to ``ocsf``). The OCSF field names of 1.1 (Security Lake 2.0) and of
 1.0.0-rc.2 (Security Lake 1.0, where ``actor.user.uid`` was the principal id and
-``actor.user.uuid`` the ARN) are both read. The Parquet object is read one row group at a time.
+``actor.user.uuid`` the ARN) are both read.
+
+The Parquet object is streamed, never a row group whole (Security Lake writes row groups of
+~128 MB): pages of the columns the class's mapper reads (``COLUMNS``; every column for ``ocsf``,
+which keeps the whole event) are read in ``READ_BUFFER`` pieces without pyarrow's pre-buffering,
+and ``ROW_BATCH`` rows at a time become Python objects (benchmarks/RESULTS.md, "Security Lake").
 """
 from __future__ import annotations
 
@@ -67,7 +72,24 @@ API_CLASSES = {6003: "API Activity", 3005: "API Activity (OCSF 1.0.0-rc.2)",
                3001: "Account Change", 3002: "Authentication"}
 FINDING_CLASSES = {2001: "Security Finding", 2003: "Compliance Finding",
                    2004: "Detection Finding"}
-ROW_BATCH = 5_000  # rows converted to Python at a time within a row group
+ROW_BATCH = 1_000  # rows converted to Python at a time
+READ_BUFFER = 256 << 10  # a column chunk is read in pieces of this size, not whole (per column)
+
+# the top-level OCSF fields each mapper reads (besides class_uid/class_name/time for every
+# class): only these columns are read and decoded. A field missing here is a column left empty:
+# tests/test_security_lake.py maps every fixture with and without the projection.
+_COMMON = ("class_uid", "class_name", "time", "metadata", "cloud", "unmapped")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "api": _COMMON + ("time_dt", "actor", "api", "src_endpoint", "http_request", "resources",
+                      "tls"),
+    "network": _COMMON + ("start_time", "end_time", "src_endpoint", "dst_endpoint",
+                          "connection_info", "traffic", "disposition", "activity_name",
+                          "status_code"),
+    "dns": _COMMON + ("src_endpoint", "dst_endpoint", "answers", "query", "rcode",
+                      "connection_info"),
+    "finding": _COMMON + ("finding_info", "finding", "compliance", "severity", "state",
+                          "remediation", "resources"),
+}
 
 
 def sniff(head: str) -> bool:
@@ -100,25 +122,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def records(data: bytes | Any) -> Iterator[dict[str, Any]]:
-    """Every row of a Parquet object as a dict, one row group at a time. ``data`` is the
-    object's bytes or a seekable binary file (the seam for a spooled/seekable S3 source)."""
+def records(data: bytes | Any, columns: tuple[str, ...] | None = None
+            ) -> Iterator[dict[str, Any]]:
+    """Every row of a Parquet object as a dict, streamed a few pages at a time. ``data`` is the
+    object's bytes or a seekable binary file (the seam for a spooled/seekable S3 source);
+    ``columns``: the top-level fields to read (None: all of them)."""
     try:
         import pyarrow.parquet as pq
     except ImportError as err:  # pragma: no cover - pyarrow is in requirements.txt
         raise FormatError("Security Lake objects are Parquet: install pyarrow") from err
     source = data if hasattr(data, "read") else io.BytesIO(data)
     try:
-        parquet = pq.ParquetFile(source)
+        # pre_buffer=False: pyarrow's read cache would keep every row group it pre-buffered
+        # (a whole ~128 MB row group at once) until the file is closed; buffer_size streams a
+        # column chunk in pieces; one thread decodes one column at a time
+        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=READ_BUFFER)
+        names = parquet.schema_arrow.names
     except Exception as err:  # pyarrow raises its own error types
         raise FormatError(f"Security Lake object is not readable Parquet: {err}") from err
+    wanted = None if columns is None else [n for n in names if n in columns]
     for group in range(parquet.num_row_groups):
-        try:
-            table = parquet.read_row_group(group)
-        except Exception as err:  # noqa: BLE001 - a corrupt row group ends the object here
-            raise FormatError(f"Security Lake Parquet row group {group + 1} of "
-                              f"{parquet.num_row_groups} cannot be read: {err}") from err
-        for batch in table.to_batches(max_chunksize=ROW_BATCH):
+        batches = parquet.iter_batches(batch_size=ROW_BATCH, row_groups=[group],
+                                       columns=wanted, use_threads=False)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as err:  # noqa: BLE001 - a corrupt row group ends the object here
+                raise FormatError(f"Security Lake Parquet row group {group + 1} of "
+                                  f"{parquet.num_row_groups} cannot be read: {err}") from err
+            if batch is None:
+                break
             for row in batch.to_pylist():
                 yield _plain(row)
 
@@ -428,9 +461,10 @@ def _parse_text(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
                       f"{text.head.lstrip()[:40]!r}")
 
 
-def _parser(classes: dict[int, str] | None, mapper: Any, what: str):
+def _parser(classes: dict[int, str] | None, mapper: Any, what: str,
+            columns: tuple[str, ...] | None = None):
     def parse_bytes(data: bytes | Any, ctx: ObjectContext) -> Iterator[Item]:
-        for position, ev in enumerate(records(data), start=1):
+        for position, ev in enumerate(records(data, columns), start=1):
             cls = int64(ev.get("class_uid"))
             if classes is not None and cls not in classes:
                 yield Rejected(position, f"OCSF class {cls} ({ev.get('class_name')}) in a "
@@ -454,17 +488,18 @@ def _format(name: str, table: str, key: re.Pattern[str], parse_bytes: Any,
 
 
 OCSF_API = _format("ocsf-api", "AWSCloudTrail", _key("|".join(CLOUDTRAIL_SOURCES)),
-                   _parser(API_CLASSES, map_api_activity, "API Activity"),
+                   _parser(API_CLASSES, map_api_activity, "API Activity", COLUMNS["api"]),
                    "Security Lake CloudTrail (OCSF API Activity, Parquet)")
 OCSF_NETWORK = _format("ocsf-network", "AWSVPCFlow", _key("VPC_FLOW"),
                        _parser({4001: "Network Activity"}, map_network_activity,
-                               "Network Activity"),
+                               "Network Activity", COLUMNS["network"]),
                        "Security Lake VPC Flow Logs (OCSF Network Activity, Parquet)")
 OCSF_DNS = _format("ocsf-dns", "AWSRoute53Resolver", _key("ROUTE53"),
-                   _parser({4003: "DNS Activity"}, map_dns_activity, "DNS Activity"),
+                   _parser({4003: "DNS Activity"}, map_dns_activity, "DNS Activity",
+                           COLUMNS["dns"]),
                    "Security Lake Route 53 Resolver (OCSF DNS Activity, Parquet)")
 OCSF_FINDING = _format("ocsf-finding", "AWSSecurityHubFindings", _key("SH_FINDINGS"),
-                       _parser(FINDING_CLASSES, map_finding, "findings"),
+                       _parser(FINDING_CLASSES, map_finding, "findings", COLUMNS["finding"]),
                        "Security Lake Security Hub findings (OCSF findings, Parquet)")
 OCSF_OTHER = _format("ocsf", "AWSSecurityLakeOCSF_CL", KEY_ANY,
                      _parser(None, map_other, "any class"),
