@@ -378,10 +378,7 @@ class LogsIngestionEmulator(Emulator):
                                {"Retry-After": str(int(self.chaos.retry_after))}
                                if chaos[0] == "429-retry-after" else {})
             records = self._parse(body, h.headers.get("Content-Encoding", ""), info)
-            if records is None:  # measuring only (parse_records False)
-                if stream not in self.streams:
-                    self._validate(stream, [])
-            elif self.validate:
+            if self.validate and records is not None:
                 self._validate(stream, records)
             elif stream not in self.streams:
                 self._validate(stream, [])  # still InvalidStream
@@ -461,8 +458,7 @@ class LogsIngestionEmulator(Emulator):
         if encoding.strip().lower() == "gzip":
             try:
                 # Bounded decompression: never inflate more than the limit + 1 byte.
-                d = (zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if self.parse_records
-                     else _isal_zlib.decompressobj(wbits=16 + zlib.MAX_WBITS))
+                d = _isal_zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
                 raw = d.decompress(body, MAX_BODY_BYTES + 1)
                 if len(raw) > MAX_BODY_BYTES:
                     size = len(raw) + sum(len(c) for c in _drain(d))

@@ -64,6 +64,11 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
+    def for_table(self, table: str) -> Callable[[str | None, Mapping[str, Any]], str | None] | None:
+        """``rule_for`` when a rule names ``table``, else None: looked up once per object,
+        not per record."""
+        return self.rule_for if any(table in r.tables for r in self.rules) else None
+
     def rule_for(self, table: str | None, row: Mapping[str, Any]) -> str | None:
         """The name of the first rule that filters ``row`` of ``table``, or None to send it."""
         if table is None:

@@ -712,9 +712,7 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
 
     # the source's filters, looked up once: only when a rule names this table (not a property
     # test and an attribute lookup per record: ~0.05 s per 100 MB of VPC Flow)
-    own = source.filters
-    rule_for = (own.rule_for if own and any(fmt.table in r.tables for r in own.rules)
-                else None)
+    rule_for = source.filters.for_table(fmt.table)
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
         lo, hi = stats.event_time_min, stats.event_time_max  # see_time only when they move
