@@ -557,7 +557,7 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
                                "records_dropped": stats.records_dropped,
                                "records_skipped": stats.records_skipped,
                                "bytes_in": stats.bytes_in, "batches": stats.batches,
-                               "checkpoint_saves": getattr(stats, "checkpoint_saves", None),
+                               "checkpoint_saves": stats.checkpoint_saves,
                                "attempts": attempt,
                                "seconds": round(time.perf_counter() - t, 3)})
     out["seconds"] = round(time.perf_counter() - t0, 3)

@@ -54,7 +54,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "e2e_bytes": 1 * MB, "proc_objects": 2, "proc_bytes": 1 * MB,
               "small_objects": 30},
 }
-WARM_BYTES = 64 << 10  # the e2e child's untimed first object (bench_e2e; ~1 generated piece)
+WARM_BYTES = 64 << 10  # the e2e child's untimed first object: one generated piece (~0.5-0.9 MB)
 PACKAGES = ["orjson", "isal", "zlib-ng", "pyarrow", "azure-monitor-ingestion", "azure-core",
             "boto3", "moto", "azure-storage-queue", "azure-data-tables"]
 

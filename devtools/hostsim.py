@@ -313,12 +313,6 @@ class ProcessHost:
             log.warning("settling message %s failed: %s", m.id, err)
 
     # -- for the soak --------------------------------------------------------------------------
-    def busy_workers(self) -> list[int]:
-        return [w.slot for w in self._workers if w.alive and w.running]
-
-    def running_on(self, slot: int) -> int:
-        return sum(len(w.running) for w in self._workers if w.slot == slot and w.alive)
-
     def running(self) -> dict[int, list[tuple[Any, float]]]:
         """slot -> (message, seconds since it was sent to the worker) of each live worker."""
         now = time.monotonic()

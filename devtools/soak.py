@@ -366,7 +366,6 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
             from concurrent.futures import ThreadPoolExecutor
 
             rng = random.Random(plan.seed + 1)
-            spike_start = int(plan.spike_at * len(specs))
             outage_start = int(plan.outage_at * len(specs))
             spike_until = None
             due = time.monotonic()
@@ -375,7 +374,7 @@ def run(plan: Plan, out: Path) -> dict[str, Any]:
                     if obj == outage_start:
                         chaos.outage(plan.outage_seconds)
                         marks["outage_start"] = time.time()
-                    if obj == spike_start:
+                    if obj == spike_first:
                         made.wait()
                         due = max(due, time.monotonic())
                         spike_until = time.monotonic() + plan.spike_seconds

@@ -3,7 +3,8 @@
 Parquet needs random access (the footer first, then each row group's column chunks), which an
 S3 body stream cannot give. ``spooled`` copies the (decompressed) content into a
 ``SpooledTemporaryFile``: up to ``memory_bytes`` in memory, beyond that on local disk, so the
-parser reads one row group at a time and a 1 GB file costs one row group of memory, not 1 GB.
+parser streams it (a few pages and 1,000-2,000 rows at a time, never a row group whole) and a
+1 GB file costs those buffers, not 1 GB.
 """
 from __future__ import annotations
 

@@ -123,6 +123,44 @@ def test_vpc_parquet_rows_with_pyarrow() -> None:
                      "Action": "ACCEPT", "LogStatus": "OK", "Bytes": 5_000_000_000}]
 
 
+def test_vpc_parquet_corrupt_further_on_is_a_format_error_after_the_records_before_it() -> None:
+    pa = pytest.importorskip("pyarrow", reason="pyarrow is optional (VPC Parquet only)")
+    import io
+
+    import pyarrow.parquet as pq
+    n = 10_000
+    table = pa.table({"version": [5] * n, "account_id": ["123456789012"] * n,
+                      "srcaddr": [f"10.0.{i // 256}.{i % 256}" for i in range(n)],
+                      "start": [1704164700 + i for i in range(n)],
+                      "end": [1704164760 + i for i in range(n)], "action": ["ACCEPT"] * n,
+                      "log_status": ["OK"] * n})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=2_000, compression="none")
+    data = bytearray(buf.getvalue())
+    # GIVEN a page of the 4th row group overwritten with garbage (a damaged object)
+    column = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(3).column(2)
+    at = column.data_page_offset
+    data[at:at + 64] = b"\xff" * 64
+    items = vpcflow.parse_parquet(bytes(data), formats.ObjectContext("s", "b", VPC_KEY))
+    rows = []
+    # THEN the rows before the damage come out, then a FormatError (never pyarrow's OSError)
+    with pytest.raises(FormatError, match="cannot be read after record 6000"):
+        for item in items:
+            rows.append(item)
+    assert len(rows) == 6_000 and all(isinstance(r, dict) for r in rows)
+
+
+def test_time_caches_never_keep_a_long_hostile_value() -> None:
+    from shared.formats import base, s3access
+
+    junk = "x" * 100_000
+    assert base.when(junk) is None and junk not in base._WHEN
+    assert s3access.log_time(junk) is None and junk not in s3access._LOG_TIMES
+    assert vpcflow._epoch_text("9" * 100_000) is None and "9" * 100_000 not in vpcflow._EPOCH_CACHE
+    stamp = "2024-01-02T03:05:00Z"
+    assert base.when(stamp) == stamp and stamp in base._WHEN  # a real time is still remembered
+
+
 # ---- GuardDuty -------------------------------------------------------------------------------
 
 def _finding(**over: object) -> str:

@@ -287,6 +287,9 @@ def dash(value: str | None) -> str | None:
 _WHEN: dict[Any, str | None] = {}
 _WHEN_EPOCH: dict[Any, str | None] = {}
 _CACHE_MAX = 8192
+# a value longer than this is never remembered (a time is ~20-30 characters; a hostile field
+# may be up to a line or a JSON value long, and 8,192 of those would not be bounded memory)
+CACHE_KEY_MAX = 64
 
 
 def when(value: Any) -> str | None:
@@ -303,9 +306,10 @@ def when(value: Any) -> str | None:
             result = iso_from_text(value)
         except ValueError:
             pass
-    if len(_WHEN) >= _CACHE_MAX:
-        _WHEN.clear()
-    _WHEN[value] = result
+    if len(value) <= CACHE_KEY_MAX:
+        if len(_WHEN) >= _CACHE_MAX:
+            _WHEN.clear()
+        _WHEN[value] = result
     return result
 
 

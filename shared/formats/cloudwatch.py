@@ -51,7 +51,6 @@ class LogEvent(NamedTuple):  # a tuple: one per log event, made cheaply
     event: Any
     log_group: str | None = None
     log_stream: str | None = None
-    index: int = 0  # in its payload's logEvents: 0 = the first, which routes the payload
 
 
 class Payload(NamedTuple):
@@ -93,19 +92,6 @@ def payloads(text: TextSource, what: str = "CloudWatch Logs subscription data"
             continue
         yield Payload(position, events, value.get("logGroup"), value.get("logStream"))
         position += len(events)
-
-
-def log_events(text: TextSource, what: str = "CloudWatch Logs subscription data"
-               ) -> Iterator[Item | LogEvent]:
-    """Every log event of a run of subscription payloads, in order (``payloads`` event by
-    event)."""
-    for item in payloads(text, what):
-        if type(item) is not Payload:
-            yield item
-            continue
-        for index, event in enumerate(item.events):
-            yield LogEvent(item.position + index + 1, event, item.log_group, item.log_stream,
-                           index)
 
 
 def first_message(head: str) -> str | None:

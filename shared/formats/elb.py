@@ -148,8 +148,8 @@ CLASSIC_COLUMNS = (
     (5, "BackendProcessingTime", "real"), (6, "ResponseProcessingTime", "real"),
     (7, "ElbStatusCode", "int32"), (8, "BackendStatusCode", "int32"),
     (9, "ReceivedBytes", "int64"), (10, "SentBytes", "int64"))
-# the request line (kept as written unless it is "-" / "- - -") and its three parts (what
-# _request_parts gives, by partition), the user agent and TLS fields, then the columns of the
+# the request line (kept as written unless it is "-" / "- - -") and its three parts (by
+# partition), the user agent and TLS fields, then the columns of the
 # object the row came from (``origin``: one dict per object, see _origin)
 _CLASSIC_TAIL = """    v = f[11]
     if v is not None and v.strip() not in ('-', '- - -'):

@@ -197,7 +197,7 @@ def parse_cloudwatch_logs(own: str, text: TextSource, ctx: ObjectContext) -> Ite
         events, position = item.events, item.position
         if not events:
             continue
-        first = log_event(position + 1, events[0], item.log_group, item.log_stream, 0)
+        first = log_event(position + 1, events[0], item.log_group, item.log_stream)
         table = _payload_table(first)
         routed = table != own
         if table == cloudwatch.TABLE:  # the plain log events: no LogEvent each
@@ -212,7 +212,7 @@ def parse_cloudwatch_logs(own: str, text: TextSource, ctx: ObjectContext) -> Ite
         mapper = mappers[table]
         for index, event in enumerate(events):
             out = mapper(log_event(position + index + 1, event, item.log_group,
-                                   item.log_stream, index) if index else first)
+                                   item.log_stream) if index else first)
             yield Routed(table, out) if routed and type(out) is dict else out
 
 

@@ -68,14 +68,6 @@ def tls_sniff(head: str) -> bool:
     return _base(head) and not _ALERT.search(head) and not _NETFLOW.search(head)
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for name in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(name)
-    return obj
-
-
 # The three mappings column by column (``columns``; the plain dicts they replaced are the
 # reference in tests/test_json_mappers.py). ``r``: the log record, ``ev``: its event.
 def _common(time: tuple[str, tuple[str, ...]]) -> tuple[tuple[Any, ...], ...]:

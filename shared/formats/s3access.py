@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from ..errors import FormatError
 from ..reader import TextSource
 from .base import (
+    CACHE_KEY_MAX,
     Format,
     Item,
     ObjectContext,
@@ -55,9 +56,10 @@ def log_time(value: str) -> str | None:
     except KeyError:
         pass
     stamp = _log_time(value)
-    if len(_LOG_TIMES) >= 8192:
-        _LOG_TIMES.clear()
-    _LOG_TIMES[value] = stamp
+    if len(value) <= CACHE_KEY_MAX:
+        if len(_LOG_TIMES) >= 8192:
+            _LOG_TIMES.clear()
+        _LOG_TIMES[value] = stamp
     return stamp
 
 

@@ -17,14 +17,24 @@ e.g. the documented Transit Gateway example) instead of the ingestion time.
 from __future__ import annotations
 
 import io
-import itertools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import FormatError
 from ..reader import TextSource
-from .base import Format, Item, ObjectContext, Rejected, compact, int32, int64, key_time, when_epoch
+from .base import (
+    CACHE_KEY_MAX,
+    Format,
+    Item,
+    ObjectContext,
+    Rejected,
+    compact,
+    int32,
+    int64,
+    key_time,
+    when_epoch,
+)
 
 KEY = re.compile(
     r"(^|/)\d{12}_vpcflowlogs_[a-z0-9-]+_fl-[0-9a-z]+_\d{8}T\d{4}Z_[0-9A-Za-z]+"
@@ -178,9 +188,10 @@ def _epoch_text(value: str) -> str | None:
         pass
     number = _int64_text(value)
     stamp = when_epoch(number) if number is not None else None
-    if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
-        _EPOCH_CACHE.clear()
-    _EPOCH_CACHE[value] = stamp
+    if len(value) <= CACHE_KEY_MAX:
+        if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
+            _EPOCH_CACHE.clear()
+        _EPOCH_CACHE[value] = stamp
     return stamp
 
 
@@ -313,12 +324,19 @@ def parse_parquet(data: Any, ctx: ObjectContext) -> Iterator[Item]:
         # at a time; 2,000 rows at a time to Python objects
         batches = pq.ParquetFile(source, pre_buffer=False, buffer_size=PARQUET_READ_BUFFER) \
             .iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
-        first = next(batches, None)
     except Exception as err:  # pyarrow raises its own error types
         raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err
     position = 0
-    for batch in itertools.chain([first] if first is not None else [], batches):
-        for record in batch.to_pylist():
+    while True:
+        try:  # a corrupt page further on ends the object there, the records before it sent
+            batch = next(batches, None)
+            records = batch.to_pylist() if batch is not None else None
+        except Exception as err:  # noqa: BLE001 - pyarrow raises its own error types
+            raise FormatError(f"VPC flow Parquet object cannot be read after record "
+                              f"{position}: {err}") from err
+        if records is None:
+            break
+        for record in records:
             position += 1
             row = map_named(record)
             stamp = _time(row, fallback)
