@@ -577,14 +577,15 @@ def _child(arg: dict[str, Any]) -> dict[str, Any]:
 class _ThreadCPU:
     """Per kind of thread (its name without the pool index: MainThread, upload, lease, ...):
     seconds on a core and seconds runnable but waiting for one (the run queue: the machine's
-    other processes), from /proc/self/task/<tid>/schedstat read every ``every`` seconds (a
-    thread that ends between two reads loses at most that much). Wall time beyond the two is
-    spent blocked: on the GIL, a socket, a lock."""
+    other processes), and how many times it was put on a core (``slices``: every wait for the
+    GIL, a socket or a lock ends in one), from /proc/self/task/<tid>/schedstat read every
+    ``every`` seconds (a thread that ends between two reads loses at most that much). Wall
+    time beyond the two is spent blocked: on the GIL, a socket, a lock."""
 
     def __init__(self, every: float = 0.05) -> None:
-        self._last: dict[int, tuple[str, int, int]] = {}
+        self._last: dict[int, tuple[str, int, int, int]] = {}
         self._read()
-        self._base = {tid: (run, wait) for tid, (_, run, wait) in self._last.items()}
+        self._base = {tid: values[1:] for tid, values in self._last.items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), name="cpu-sampler",
                                         daemon=True)
@@ -593,11 +594,12 @@ class _ThreadCPU:
     def _read(self) -> None:
         for t in threading.enumerate():
             try:
-                run, wait = Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[:2]
+                run, wait, slices = Path(f"/proc/self/task/{t.native_id}/schedstat"
+                                         ).read_text().split()[:3]
             except (OSError, ValueError):
                 continue
             name = t.name.rsplit("_", 1)[0] if t.name[-1:].isdigit() else t.name
-            self._last[t.native_id] = (name, int(run), int(wait))
+            self._last[t.native_id] = (name, int(run), int(wait), int(slices))
 
     def _run(self, every: float) -> None:
         while not self._stop.wait(every):
@@ -608,13 +610,14 @@ class _ThreadCPU:
         self._thread.join()
         self._read()
         out: dict[str, list[float]] = {}
-        for tid, (name, run, wait) in self._last.items():
-            run0, wait0 = self._base.get(tid, (0, 0))
-            acc = out.setdefault(name, [0.0, 0.0])
+        for tid, (name, run, wait, slices) in self._last.items():
+            run0, wait0, slices0 = self._base.get(tid, (0, 0, 0))
+            acc = out.setdefault(name, [0.0, 0.0, 0])
             acc[0] += (run - run0) / 1e9
             acc[1] += (wait - wait0) / 1e9
-        return {name: {"cpu_s": round(a, 2), "runqueue_s": round(b, 2)}
-                for name, (a, b) in sorted(out.items(), key=lambda kv: -kv[1][0])}
+            acc[2] += slices - slices0
+        return {name: {"cpu_s": round(a, 2), "runqueue_s": round(b, 2), "slices": int(n)}
+                for name, (a, b, n) in sorted(out.items(), key=lambda kv: -kv[1][0])}
 
 
 class _Sampler:
