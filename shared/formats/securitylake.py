@@ -31,7 +31,6 @@ and ``ROW_BATCH`` rows at a time become Python objects (benchmarks/RESULTS.md, "
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..errors import FormatError
+from ..parquet_source import parquet_rows
 from ..reader import TextSource
 from .base import (
     Format,
@@ -124,36 +124,13 @@ def _plain(value: Any) -> Any:
 
 def records(data: bytes | Any, columns: tuple[str, ...] | None = None
             ) -> Iterator[dict[str, Any]]:
-    """Every row of a Parquet object as a dict, streamed a few pages at a time. ``data`` is the
-    object's bytes or a seekable binary file (the seam for a spooled/seekable S3 source);
+    """Every row of a Parquet object as a dict, streamed a few pages at a time
+    (``parquet_source.parquet_rows``). ``data`` is the object's bytes or a seekable binary file;
     ``columns``: the top-level fields to read (None: all of them)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as err:  # pragma: no cover - pyarrow is in requirements.txt
-        raise FormatError("Security Lake objects are Parquet: install pyarrow") from err
-    source = data if hasattr(data, "read") else io.BytesIO(data)
-    try:
-        # pre_buffer=False: pyarrow's read cache would keep every row group it pre-buffered
-        # (a whole ~128 MB row group at once) until the file is closed; buffer_size streams a
-        # column chunk in pieces; one thread decodes one column at a time
-        parquet = pq.ParquetFile(source, pre_buffer=False, buffer_size=READ_BUFFER)
-        names = parquet.schema_arrow.names
-    except Exception as err:  # pyarrow raises its own error types
-        raise FormatError(f"Security Lake object is not readable Parquet: {err}") from err
-    wanted = None if columns is None else [n for n in names if n in columns]
-    for group in range(parquet.num_row_groups):
-        batches = parquet.iter_batches(batch_size=ROW_BATCH, row_groups=[group],
-                                       columns=wanted, use_threads=False)
-        while True:
-            try:
-                batch = next(batches, None)
-            except Exception as err:  # noqa: BLE001 - a corrupt row group ends the object here
-                raise FormatError(f"Security Lake Parquet row group {group + 1} of "
-                                  f"{parquet.num_row_groups} cannot be read: {err}") from err
-            if batch is None:
-                break
-            for row in batch.to_pylist():
-                yield _plain(row)
+    for rows in parquet_rows(data, "Security Lake object", batch_rows=ROW_BATCH,
+                             read_buffer=READ_BUFFER, columns=columns):
+        for row in rows:
+            yield _plain(row)
 
 
 # ---- field access ------------------------------------------------------------------------

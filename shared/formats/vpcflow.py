@@ -16,12 +16,12 @@ e.g. the documented Transit Gateway example) instead of the ingestion time.
 """
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import FormatError
+from ..parquet_source import parquet_rows
 from ..reader import TextSource
 from .base import (
     CACHE_KEY_MAX,
@@ -307,35 +307,14 @@ PARQUET_READ_BUFFER = 1 << 20
 
 
 def parse_parquet(data: Any, ctx: ObjectContext) -> Iterator[Item]:
-    """Parquet flow logs (column names with underscores), row group by row group from bytes or
-    a seekable binary file (parquet_source.spooled). Needs the optional ``pyarrow``."""
-    try:
-        import pyarrow.parquet as pq  # optional: not in requirements.txt
-    except ImportError as err:
-        raise FormatError("VPC flow log object is Parquet: install pyarrow "
-                          "(pip install pyarrow) to read it") from err
+    """Parquet flow logs (column names with underscores), a few pages and 2,000 rows at a time
+    (``parquet_source.parquet_rows``) from bytes or a seekable binary file
+    (``parquet_source.spooled``). Needs the optional ``pyarrow``."""
     fallback = key_time(ctx.key) or ctx.event_time
-    try:
-        source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
-        # bounded by a few pages, not by the file or a row group (benchmarks/RESULTS.md):
-        # pre_buffer=False, or pyarrow's read cache keeps every row group it pre-buffered until
-        # the file is closed (a 1 GB VPC Flow object: +180 MB of RSS); buffer_size streams a
-        # column chunk in 1 MB reads instead of reading it whole; one thread decodes one column
-        # at a time; 2,000 rows at a time to Python objects
-        batches = pq.ParquetFile(source, pre_buffer=False, buffer_size=PARQUET_READ_BUFFER) \
-            .iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
-    except Exception as err:  # pyarrow raises its own error types
-        raise FormatError(f"VPC flow Parquet object cannot be read: {err}") from err
     position = 0
-    while True:
-        try:  # a corrupt page further on ends the object there, the records before it sent
-            batch = next(batches, None)
-            records = batch.to_pylist() if batch is not None else None
-        except Exception as err:  # noqa: BLE001 - pyarrow raises its own error types
-            raise FormatError(f"VPC flow Parquet object cannot be read after record "
-                              f"{position}: {err}") from err
-        if records is None:
-            break
+    # a corrupt page further on ends the object there (FormatError), the records before it sent
+    for records in parquet_rows(data, "VPC flow Parquet object", batch_rows=PARQUET_BATCH_ROWS,
+                                read_buffer=PARQUET_READ_BUFFER):
         for record in records:
             position += 1
             row = map_named(record)
