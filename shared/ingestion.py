@@ -606,6 +606,14 @@ class CircuitBreaker:
                 e["ProbeUntil"] = self._clock() + self.probe_seconds
         self._update(change)
 
+    def release_probe(self, owner: str) -> None:
+        """Give the probe lease back unused (the object was deferred before it sent: another of
+        its endpoints refused), so the next caller may probe now, not when the lease ends."""
+        def change(e: dict[str, Any]) -> None:
+            if owner and e.get("ProbeOwner") == owner:
+                e["ProbeUntil"], e["ProbeOwner"] = 0.0, ""
+        self._update(change)
+
     def success(self, owner: str = "") -> None:
         def change(e: dict[str, Any]) -> None:
             if not e or (int(e.get("Failures") or 0) == 0 and not e.get("ProbeUntil")):

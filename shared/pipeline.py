@@ -667,12 +667,16 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     else:
         breakers = [conn.breaker_for(fmt.table)]
         wait = 0.0
+    admitted: list[CircuitBreaker] = []
     for breaker in breakers if wait <= 0 else ():
         wait = breaker.admit(owner)
-        if wait > 0:
+        if wait > 0:  # another instance took this one's probe since retry_in: send nothing,
+            for taken in admitted:  # and free the probes taken, for the next caller now
+                taken.release_probe(owner)
             break
-        if gate is not None:
-            gate.append(breaker)
+        admitted.append(breaker)
+    if gate is not None and wait <= 0:
+        gate.extend(admitted)
     if wait > 0:
         # the endpoint is failing for every instance: park the item, spend no attempt
         raise Deferred(f"circuit of {fmt.table}'s endpoint open for {wait:.0f}s more"

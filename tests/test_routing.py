@@ -276,6 +276,54 @@ def test_a_table_in_another_dcr_on_another_endpoint_trips_only_that_endpoints_br
     assert conn.breaker_at(other)._read()[0].get("Sources") == "nfwroute"
 
 
+def test_a_routed_object_deferred_by_its_second_endpoint_frees_the_probe_of_its_first(world):
+    # GIVEN a mixed Network Firewall object whose flow table goes to a second endpoint, the
+    # default endpoint half open (its probe free), and the second endpoint's probe taken by
+    # another instance between the object's look (retry_in) and its take (admit)
+    from shared import pipeline
+    from shared.ingestion import CircuitBreaker
+    from shared.notifications import ObjectRef
+
+    class Clock:
+        t = 1_000_000.0
+
+        def __call__(self) -> float:
+            return self.t
+
+    class TakenMeanwhile(CircuitBreaker):
+        def retry_in(self) -> float:
+            return 0.0  # what the object saw first
+
+        def admit(self, owner: str = "") -> float:
+            return 30.0  # another instance got the probe just before
+
+    src = world.add_source("probefree")
+    data, _ = netfirewall_mixed(2)
+    key = NFW_KEY.format("probe")
+    world.put(src, key, data)
+    default = world.stack.env["LOGS_INGESTION_ENDPOINT"]
+    other = default.replace("127.0.0.1", "localhost")
+    world.configure(DCR_ROUTES=json.dumps({"AWSNetworkFirewallFlow": {
+        "endpoint": other, "dcrImmutableId": world.stack.env["DCR_IMMUTABLE_ID"]}}))
+    conn = pipeline.connector()
+    clock = Clock()
+    first = CircuitBreaker(conn.table, default, threshold=1, cooldown=10, probe_seconds=60,
+                           clock=clock)
+    conn.breaker = first
+    conn._breakers[other] = TakenMeanwhile(conn.table, other)
+    first.failure("earlier")
+    clock.t += 11
+    assert first.state == "half_open"
+    # WHEN the object is tried
+    ref = ObjectRef(source="probefree", bucket=src["_bucket"], key=key).to_json()
+    stats = pipeline.process_object(conn, ref)
+    # THEN it was deferred (re-queued) and nothing was sent, and the default endpoint's probe
+    # is free for the next caller now (not held for its 60 s lease by an object that never sent)
+    assert stats.outcome == "deferred" and "open for 30s" in stats.error
+    assert world.accepted(ALERT) == world.accepted(TLS) == []
+    assert first.admit("next") == 0
+
+
 # ---- units: the kinds setting, the health rows ---------------------------------------------
 
 def _source(kinds):
