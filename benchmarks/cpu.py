@@ -61,12 +61,17 @@ CHUNK = 256 * 1024  # S3 body chunks as the pipeline reads them
 
 # ---- the objects -----------------------------------------------------------------------------
 
-def _fixture_object(golden: str, n: int) -> tuple[str, bytes, int]:
-    """An object of ``n`` records made by repeating the records of an AWS sample fixture."""
+def _fixture(golden: str) -> tuple[Any, str]:
+    """The golden case of an AWS sample fixture, and the fixture's text."""
     from golden.support import CASES
     case = next(c for c in CASES if c.golden == golden)
     data = case.file.read_bytes()
-    text = gzip.decompress(data).decode() if data[:2] == b"\x1f\x8b" else data.decode()
+    return case, gzip.decompress(data).decode() if data[:2] == b"\x1f\x8b" else data.decode()
+
+
+def _fixture_object(golden: str, n: int) -> tuple[str, bytes, int]:
+    """An object of ``n`` records made by repeating the records of an AWS sample fixture."""
+    case, text = _fixture(golden)
     if case.fmt == "securityhub":  # one multi-line JSON document: one compact line each
         records = [json.dumps(json.loads(text))]
         header: list[str] = []
@@ -195,7 +200,8 @@ def _split_quotes(lines: list[str]) -> Iterator[list[str]]:
 
 
 def _split_quotes_bracket(lines: list[str]) -> Iterator[list[str]]:
-    """_split_quotes after one ``[bracketed]`` field (S3 access: the time)."""
+    """_split_quotes after one ``[bracketed]`` field (S3 access: the time). Its loop is
+    written out again on purpose: a call per line would slow the floor it times."""
     for line in lines:
         i = line.find("[")
         if i >= 0:
@@ -230,10 +236,7 @@ def _record_lines(data: bytes) -> list[str]:
 
 
 def _fixture_lines(name: str) -> list[str]:
-    from golden.support import CASES
-    case = next(c for c in CASES if c.golden == LINE_FIXTURES[name])
-    raw = case.file.read_bytes()
-    text = gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+    text = _fixture(LINE_FIXTURES[name])[1]
     return [ln for ln in text.splitlines() if ln.strip() and ln[0] != "#"]
 
 
