@@ -23,7 +23,9 @@ core, with no network, on the same bytes, repetitions interleaved (best of N):
 
 MB/s are of *uncompressed* input. ``run(quick)`` returns the dict that ``benchmarks/run.py``
 puts in results.json; ``compression`` is the level x request-size table the shipped choice
-(``batching.GZIP_LEVEL``, the ``MAX_BATCH_BYTES`` default) was made from.
+(``batching.GZIP_LEVEL``, the ``MAX_BATCH_BYTES`` default) was made from; ``formats_memory``
+the peak RSS of our path per format for a small and a 10x larger object, each streamed from a
+file in a fresh interpreter (``memory``): flat in object size, every format.
 """
 from __future__ import annotations
 
@@ -33,9 +35,12 @@ import csv
 import gzip
 import io
 import json
+import os
 import pstats
 import re
+import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -134,8 +139,12 @@ def _chunks(data: bytes) -> Iterator[bytes]:
 # ---- the three paths -------------------------------------------------------------------------
 
 def _rows(key: str, data: bytes) -> Iterator[dict[str, Any]]:
+    return _object_rows(key, _chunks(data))
+
+
+def _object_rows(key: str, chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
     from golden.support import declared_kind  # the "kinds" a source declares (provenance)
-    text = TextSource(decompress(_chunks(data)))
+    text = TextSource(decompress(chunks))
     fmt = formats.detect(key, text.head, kind=declared_kind(key))
     ctx = formats.ObjectContext(source="bench", bucket="bench", key=key)
     for item in fmt.parse(text, ctx):
@@ -503,6 +512,61 @@ def compression_table(mb: float, repeat: int) -> dict[str, Any]:
         "why": batching.GZIP_WHY}}
 
 
+# ---- memory per format -------------------------------------------------------------------
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory_child(key: str, path: str) -> dict[str, Any]:
+    """Our path over the gzip object in ``path``, read in S3-sized chunks (never whole): the
+    peak RSS of this interpreter before and after, and the records sent."""
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+    before, n = _peak_rss_mb(), 0
+    for b in batching.batches(enumerate(_object_rows(key, chunks())), MAX_BYTES):
+        if isinstance(b, batching.Batch):
+            b.gzipped()
+            n += len(b)
+    return {"rss_mb_before": round(before, 1), "rss_mb_peak": round(_peak_rss_mb(), 1),
+            "records": n}
+
+
+def memory(small_mb: float, large_mb: float, names: Iterator[str] | None = None
+           ) -> dict[str, Any]:
+    """Per format: peak RSS of ``memory_child`` (a fresh interpreter each) for an object of
+    ``small_mb`` and one of ``large_mb`` (uncompressed), and large over small."""
+    out: dict[str, Any] = {}
+    for name in names or FORMATS:
+        row: dict[str, Any] = {}
+        for label, mb in (("small", small_mb), ("large", large_mb)):
+            key, data, _ = build(name, mb)
+            raw = len(_gunzip(data))
+            with tempfile.NamedTemporaryFile(suffix=".gz", delete=False) as f:
+                f.write(data)
+            del data
+            try:
+                proc = subprocess.run([sys.executable, "-m", "benchmarks.cpu", "--memory-child",
+                                       key, f.name], cwd=ROOT, capture_output=True, text=True,
+                                      check=True)
+            finally:
+                os.unlink(f.name)
+            child = json.loads(proc.stdout.strip().splitlines()[-1])
+            row[f"raw_mb_{label}"] = round(raw / (1 << 20), 1)
+            row[f"rss_mb_{label}"] = child["rss_mb_peak"]
+            row[f"records_{label}"] = child["records"]
+            row["rss_mb_baseline"] = child["rss_mb_before"]
+        row["ratio"] = round(row["rss_mb_large"] / row["rss_mb_small"], 2)
+        out[name] = row
+        print(f"formats_memory {name}: {row}", flush=True)
+    return out
+
+
 # ---- entry points ----------------------------------------------------------------------------
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -513,6 +577,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         out["formats"][name] = measure(name, main_mb if name in MAIN else mb, repeat)
     out["floor_lines"] = FLOOR_LINES
     out["compression"] = compression_table(1.0 if quick else 4.0, 2 if quick else 3)
+    out["formats_memory"] = memory(*((2.0, 20.0) if quick else (20.0, 200.0)))
     return out
 
 
@@ -541,7 +606,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", metavar="FORMAT", help="print a cProfile of our path")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--only", metavar="FORMAT", action="append", help="measure these only")
+    ap.add_argument("--memory-child", nargs=2, metavar=("KEY", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(*args.memory_child)))
+        return
     if args.profile:
         print(profile(args.profile))
         return

@@ -49,3 +49,14 @@ def test_measure_reports_both_floors_of_a_line_format():
     r = cpu.measure("alb", 0.02, 1)
     assert r["floor_split"] != cpu.OLD_SPLIT
     assert {"floor_split_mb_s", "ratio_vs_split_floor", "floor_split_us_per_line"} <= set(r)
+
+
+def test_memory_per_format_streams_each_object_from_a_file_in_a_fresh_interpreter():
+    # structure only (make bench measures): every key results.json's formats_memory needs,
+    # and the child really read both objects through (10x the records for 10x the input)
+    out = cpu.memory(0.05, 0.5, ["vpcflow", "guardduty"])
+    for row in out.values():
+        assert {"rss_mb_small", "rss_mb_large", "raw_mb_small", "raw_mb_large", "ratio",
+                "rss_mb_baseline"} <= set(row)
+        assert row["rss_mb_large"] >= row["rss_mb_baseline"] > 0
+        assert 8 * row["records_small"] <= row["records_large"] <= 12 * row["records_small"]
