@@ -69,3 +69,38 @@ def test_cloudtrail_bad_session_creation_date_does_not_lose_the_event() -> None:
     row = cloudtrail.map_event(ev)
     assert row["EventName"] == "GetCallerIdentity"
     assert "SessionCreationDate" not in row
+
+
+def test_securityhubs_bare_finding_fast_path_gives_what_the_general_path_gives() -> None:
+    # parse maps a bare ASFF finding without eventbridge.other_kind and value_items: wherever
+    # bare_finding says yes, those two must give exactly that one row (or rejection)
+    import itertools
+    import json
+
+    from conftest import FIXTURES
+    from shared.formats import eventbridge, securityhub
+
+    finding = json.loads((FIXTURES / "securityhub" /
+                          "asff_sample_control_finding_00__awsdocs.json").read_text())
+    if isinstance(finding.get("Findings"), list):
+        finding = finding["Findings"][0]
+    extras = [{}, {"detail": {"findings": [finding]}}, {"detail-type": "GuardDuty Finding"},
+              {"detail-type": "Security Hub Findings - Imported"},
+              {"eventVersion": "1.08", "eventTime": "2024-01-01T00:00:00Z",
+               "eventSource": "s3.amazonaws.com"},
+              {"eventVersion": "1.08"}, {"Findings": [finding]}, {"findings": []},
+              {"Findings": "not a list"}, {"schemaVersion": "2.0", "accountId": "1", "id": "x"},
+              {"UpdatedAt": "not a time", "CreatedAt": None}]
+    drops = [(), ("SchemaVersion",), ("Id",), ("UpdatedAt", "CreatedAt")]
+    taken = 0
+    for extra, drop in itertools.product(extras, drops):
+        value = {k: v for k, v in {**finding, **extra}.items() if k not in drop}
+        if not securityhub.bare_finding(value):
+            continue
+        taken += 1
+        assert eventbridge.other_kind(value, "securityhub") is None, value.keys()
+        general = list(securityhub.value_items(value, 0))
+        fast = securityhub.finding_item(1, value, None)
+        assert len(general) == 1 and repr(general[0]) == repr(fast), value.keys()
+    assert taken >= 6  # the fast path was exercised, with and without a valid time
+    assert not securityhub.bare_finding([finding]) and not securityhub.bare_finding("x")

@@ -129,16 +129,31 @@ def value_items(value: Any, position: int) -> Generator[Item, None, int]:
         return position
     for finding in findings:
         position += 1
-        if not isinstance(finding, dict):
-            yield Rejected(position, "ASFF finding is not a JSON object", json_text(finding))
-            continue
-        row = map_finding(finding, event_time)
-        if "TimeGenerated" not in row:
-            yield Rejected(position, "Security Hub finding has no valid event time or "
-                                     "UpdatedAt", json_text(finding))
-            continue
-        yield row
+        yield finding_item(position, finding, event_time)
     return position
+
+
+def finding_item(position: int, finding: Any, event_time: str | None) -> Item:
+    """The row of one finding, or why not."""
+    if not isinstance(finding, dict):
+        return Rejected(position, "ASFF finding is not a JSON object", json_text(finding))
+    row = map_finding(finding, event_time)
+    if "TimeGenerated" not in row:
+        return Rejected(position, "Security Hub finding has no valid event time or UpdatedAt",
+                        json_text(finding))
+    return row
+
+
+def bare_finding(value: Any) -> bool:
+    """Whether ``value`` is one bare ASFF finding: what ``eventbridge.kind_of_value`` calls
+    Security Hub and ``value_items`` reads as a single finding (no ``detail-type``, not a
+    CloudTrail event, no ``detail``, no findings list). ``parse`` maps it without those two
+    (most Firehose objects are nothing else); ``tests/test_formats_review.py`` holds this to
+    them."""
+    return (value.__class__ is dict and "SchemaVersion" in value and "Id" in value
+            and "detail" not in value and "detail-type" not in value
+            and "eventVersion" not in value and not isinstance(value.get("Findings"), list)
+            and not isinstance(value.get("findings"), list))
 
 
 def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -155,18 +170,9 @@ def parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
             position += 1
             yield garbage(position, value, "Security Hub event is not JSON")
             continue
-        if value.__class__ is dict and "SchemaVersion" in value and "Id" in value \
-                and "detail" not in value and "detail-type" not in value \
-                and "eventVersion" not in value and not isinstance(value.get("Findings"), list) \
-                and not isinstance(value.get("findings"), list):
-            # a bare ASFF finding (what other_kind and value_items make of it, without them)
+        if bare_finding(value):  # what other_kind and value_items make of it, without them
             position += 1
-            row = map_finding(value, None)
-            if "TimeGenerated" not in row:
-                yield Rejected(position, "Security Hub finding has no valid event time or "
-                                         "UpdatedAt", json_text(value))
-                continue
-            yield row
+            yield finding_item(position, value, None)
             continue
         other = eventbridge.other_kind(value, "securityhub")
         if other is not None:  # an EventBridge stream of several kinds
