@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from .decompress import Limits, decompress
-from .errors import ConnectorError, ObjectReadError
+from .errors import ConnectorError
 
 HEAD_BYTES = 64 * 1024
 _MAX_VALUE_CHARS = 64 * 1024 * 1024  # one JSON value larger than this is not a log record
@@ -64,29 +64,14 @@ class TextSource:
         self.long_line_count = 0
         self.long_lines: list[tuple[int, int, str]] = []
 
-    def raw_bytes(self, *, limit: int = 512 * 1024 * 1024) -> bytes:
-        """The whole (decompressed) object as bytes, for binary formats such as Parquet that
-        need random access. Only before any text was consumed; refuses more than ``limit``."""
-        if self._pending is None:
-            raise RuntimeError("raw_bytes() after the text was consumed")
-        self._pending = None
-        if self._fault is not None:
-            raise self._fault  # a binary object cut short cannot be read at all
-        parts, size = list(self._head_raw), sum(len(c) for c in self._head_raw)
-        for chunk in self._bytes:
-            size += len(chunk)
-            if size > limit:
-                raise ObjectReadError(f"{self.where}: binary object larger than {limit} bytes "
-                                      "cannot be read in memory")
-            parts.append(chunk)
-        return b"".join(parts)
-
     def raw_chunks(self) -> Iterator[bytes]:
         """The (decompressed) object as byte chunks, from its start, for binary formats (see
         parquet_source.spooled). Only before any text was consumed."""
         if self._pending is None:
             raise RuntimeError("raw_chunks() after the text was consumed")
         self._pending = None
+        if self._fault is not None:
+            raise self._fault  # a binary object cut short cannot be read at all
         yield from self._head_raw
         yield from self._bytes
 

@@ -78,6 +78,7 @@ def test_securityhubs_bare_finding_fast_path_gives_what_the_general_path_gives()
     import json
 
     from conftest import FIXTURES
+
     from shared.formats import eventbridge, securityhub
 
     finding = json.loads((FIXTURES / "securityhub" /

@@ -106,6 +106,25 @@ class Case:
 _REF_TIME = "2026-12-01T00:00:00Z"
 
 
+def _parquet_flows() -> bytes:
+    """A small VPC Flow Logs Parquet file (pyarrow writes it)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 500
+    table = pa.table({"version": [2] * n, "account_id": ["123456789012"] * n,
+                      "interface_id": ["eni-1"] * n, "srcaddr": ["10.0.0.1"] * n,
+                      "dstaddr": ["10.0.0.2"] * n, "srcport": list(range(n)),
+                      "dstport": [443] * n, "protocol": [6] * n, "packets": [1] * n,
+                      "bytes": [10] * n, "start": [1764547200] * n, "end": [1764547260] * n,
+                      "action": ["ACCEPT"] * n, "log_status": ["OK"] * n})
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
+
+
 def _cases() -> dict[str, Case]:
     five = gd_text(5)
     second_header = (b"version account-id interface-id srcaddr dstaddr srcport dstport protocol "
@@ -202,6 +221,9 @@ def _cases() -> dict[str, Case]:
         "random_binary_in_raw": Case(
             "app/blob.bin", bytes(range(256)) * 64, "dead_lettered", 0,
             (("read", "object_read", "unknown binary content"),)),
+        "truncated_gzip_parquet": Case(  # the read fault, not "cannot be read as Parquet"
+            "app/flows.parquet.gz", gzip.compress(_parquet_flows())[:-40], "dead_lettered", 0,
+            (("read", "object_read", "truncated"),)),
         "corrupt_parquet": Case(  # Parquet is VPC Flow by content: tried, refused with reason
             "app/table.parquet", b"PAR1" + b"\x15\x00\x15" * 300 + b"PAR1", "dead_lettered", 0,
             (("parse", "bad_format", "Parquet object cannot be read"),)),

@@ -234,8 +234,9 @@ def run(data: bytes, key: str, *, override: str | None = None,
     ctx = formats.ObjectContext(source="test", bucket="log-bucket", key=key,
                                 event_time=event_time)
     try:
-        items = (fmt.parse_bytes(text.raw_bytes(), ctx) if formats.wants_bytes(fmt, text.head)
-                 else fmt.parse(text, ctx))  # binary (Parquet) objects as the pipeline does
+        # binary (Parquet) objects as the pipeline does (its bytes, from their start)
+        items = (fmt.parse_bytes(b"".join(text.raw_chunks()), ctx)
+                 if formats.wants_bytes(fmt, text.head) else fmt.parse(text, ctx))
         for item in items:
             if isinstance(item, formats.Rejected):
                 out.rejected.append(item)
