@@ -125,6 +125,9 @@ def bench_e2e(rig: harness.Rig, size: int) -> dict[str, Any]:
                     # CPU time the e2e process got (all its threads) over its wall time: below
                     # ~1 it waited for a core (moto, Azurite and the emulator share the machine)
                     "e2e_cpu_seconds_used": whole["cpu_seconds_used"],
+                    # requests sent, and checkpoint saves while sending (GroupSaver: one save
+                    # covers several accepted batches while parsing is the slower side)
+                    "batches": e2e["batches"], "checkpoint_saves": e2e["checkpoint_saves"],
                     # per kind of thread of the e2e process: seconds on a core, and seconds
                     # runnable but waiting for one (the machine's other processes had it)
                     "e2e_threads": whole["thread_cpu_seconds"],
