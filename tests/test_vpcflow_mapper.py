@@ -19,7 +19,8 @@ KEY = ("AWSLogs/123456789012/vpcflowlogs/us-east-1/2024/01/02/123456789012_vpcfl
        "us-east-1_fl-0123456789abcdef0_20240102T0305Z_abcd1234.log")
 FALLBACK = base.key_time(KEY)
 VALUES = ["-", "0", "7", "-3", "2147483647", "2147483648", "99999999999999999999", "x",
-          "1704164705", "1704164765", "1e3", "eni-1", "10.0.0.1", "ACCEPT", "OK", "+5"]
+          "1704164705", "1704164765", "1e3", "eni-1", "10.0.0.1", "ACCEPT", "OK", "+5", "5.0",
+          "-0", "nan", "inf", "\u0663", "\uff15", "1_000", "0x1f", "9" * 5000, "1704164705.0"]
 
 
 def _reference(names: list[str], parts: list[str]) -> dict[str, Any] | None:

@@ -27,11 +27,11 @@ from .base import (
     Item,
     ObjectContext,
     field_lines,
-    fields_mapper,
     split_fields,
     tolerant_sniff,
     when,
 )
+from .columns import fields_mapper
 
 _ELB = r"(^|/)\d{12}_elasticloadbalancing_[a-z0-9-]+_"
 ALB_KEY = re.compile(_ELB + r"app\.[^_/]+_\d{8}T\d{4}Z_")
@@ -95,7 +95,7 @@ ALB_COLUMNS = (
         start=12)))
 # the table: "the time when the load balancer received the request", which AWS logs as
 # request_creation_time; `time` (response sent) when that field is absent
-alb_row = fields_mapper("ALB", 30, "_utc(f[21]) or _utc(f[1])", ALB_COLUMNS,
+alb_row = fields_mapper("alb_row", 30, "_utc(f[21]) or _utc(f[1])", ALB_COLUMNS,
                         scope={"_utc": _utc})
 
 
@@ -123,7 +123,7 @@ NLB_COLUMNS = tuple((i, column, "text") for i, column in (
     (13, "ChosenCertSerial"), (14, "TLSCipher"), (15, "TLSProtocolVersion"),
     (16, "TLSNamedGroup"), (17, "DomainName"), (18, "ALPNFEProtocol"), (19, "ALPNBEProtocol"),
     (20, "ALPNClientPrefList"), (21, "TLSConnectionCreationTime")))
-nlb_row = fields_mapper("NLB", 22, "_utc(f[2])", NLB_COLUMNS, scope={"_utc": _utc})
+nlb_row = fields_mapper("nlb_row", 22, "_utc(f[2])", NLB_COLUMNS, scope={"_utc": _utc})
 
 
 def nlb_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
@@ -151,25 +151,22 @@ CLASSIC_COLUMNS = (
 # the request line (kept as written unless it is "-" / "- - -") and its three parts (by
 # partition), the user agent and TLS fields, then the columns of the
 # object the row came from (``origin``: one dict per object, see _origin)
-_CLASSIC_TAIL = """    v = f[11]
-    if v is not None and v.strip() not in ('-', '- - -'):
-        row['RequestRaw'] = v
-        method, _, rest = v.partition(' ')
-        if method and method != '-':
-            row['RequestMethod'] = method
-        url, _, protocol = rest.partition(' ')
-        if url and url != '-':
-            row['RequestUrl'] = url
-        protocol = protocol.strip()
-        if protocol and protocol != '-':
-            row['RequestProtocol'] = protocol
-""" + "".join(f"    v = f[{i}]\n    if v and v != '-':\n        row[{column!r}] = v\n"
-              for i, column in ((12, "UserAgent"), (13, "SslCipher"), (14, "SslProtocol"))) + \
-    """    if origin:
-        row.update(origin)
-"""
-_classic_map = fields_mapper("classic ELB", 15, "_utc(f[0])", CLASSIC_COLUMNS,
-                             tail=_CLASSIC_TAIL, args="origin, f", scope={"_utc": _utc})
+_CLASSIC_REQUEST = """v = f[11]
+if v is not None and v.strip() not in ('-', '- - -'):
+    row['RequestRaw'] = v
+    method, _, rest = v.partition(' ')
+    if method and method != '-':
+        row['RequestMethod'] = method
+    url, _, protocol = rest.partition(' ')
+    if url and url != '-':
+        row['RequestUrl'] = url
+    protocol = protocol.strip()
+    if protocol and protocol != '-':
+        row['RequestProtocol'] = protocol"""
+_classic_map = fields_mapper("classic_map", 15, "_utc(f[0])", (
+    *CLASSIC_COLUMNS, _CLASSIC_REQUEST, (12, "UserAgent", "text"), (13, "SslCipher", "text"),
+    (14, "SslProtocol", "text"), "if origin:\n    row.update(origin)"),
+    args="origin, f", scope={"_utc": _utc})
 
 
 def _origin(ctx: ObjectContext | None) -> dict[str, str]:

@@ -22,10 +22,10 @@ from .base import (
     Item,
     ObjectContext,
     field_lines,
-    fields_mapper,
     iso,
     tolerant_sniff,
 )
+from .columns import fields_mapper
 
 KEY = re.compile(r"(^|/)\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9A-Z]{16}$")
 _LINE = re.compile(r"^\S+ \S+ \[\d{2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] ")
@@ -101,7 +101,7 @@ def _parse_stamp(value: str) -> str | None:
 
 
 map_fields = fields_mapper(
-    "S3 access", len(COLUMNS), "_log_time(f[2]) if f[2] is not None else None",
+    "map_fields", len(COLUMNS), "_log_time(f[2]) if f[2] is not None else None",
     tuple((i, column, "int32" if column in INTS else "text")
           for i, column in enumerate(COLUMNS) if column is not None),
     scope={"_log_time": log_time})

@@ -24,7 +24,6 @@ from ..errors import FormatError
 from ..parquet_source import parquet_rows
 from ..reader import TextSource
 from .base import (
-    CACHE_KEY_MAX,
     Format,
     Item,
     ObjectContext,
@@ -35,6 +34,7 @@ from .base import (
     key_time,
     when_epoch,
 )
+from .columns import fields_mapper
 
 KEY = re.compile(
     r"(^|/)\d{12}_vpcflowlogs_[a-z0-9-]+_fl-[0-9a-z]+_\d{8}T\d{4}Z_[0-9A-Za-z]+"
@@ -43,27 +43,27 @@ KEY = re.compile(
     r"|/vpcflowlogs/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/"
     r"|(^|/)aws-service=vpcflowlogs/")
 
-# field name (hyphen spelling) -> (column, converter)
-_STR = "str"
+# field name (hyphen spelling) -> (column, kind of columns.FIELD_CODE)
+_STR = "text"
 FIELDS: dict[str, tuple[str, str]] = {
-    "version": ("Version", "int"),
+    "version": ("Version", "int32"),
     "account-id": ("AccountId", _STR),
     "interface-id": ("InterfaceId", _STR),
     "srcaddr": ("SrcAddr", _STR),
     "dstaddr": ("DstAddr", _STR),
-    "srcport": ("SrcPort", "int"),
-    "dstport": ("DstPort", "int"),
-    "protocol": ("Protocol", "int"),
-    "packets": ("Packets", "int"),
-    "bytes": ("Bytes", "long"),
-    "start": ("Start", "epoch"),
-    "end": ("End", "epoch"),
+    "srcport": ("SrcPort", "int32"),
+    "dstport": ("DstPort", "int32"),
+    "protocol": ("Protocol", "int32"),
+    "packets": ("Packets", "int32"),
+    "bytes": ("Bytes", "int64"),
+    "start": ("Start", "time"),  # TimeGenerated: start, else end
+    "end": ("End", "time_else"),
     "action": ("Action", _STR),
     "log-status": ("LogStatus", _STR),
     "vpc-id": ("VpcId", _STR),
     "subnet-id": ("SubnetId", _STR),
     "instance-id": ("InstanceId", _STR),
-    "tcp-flags": ("TcpFlags", "int"),
+    "tcp-flags": ("TcpFlags", "int32"),
     "type": ("TrafficType", _STR),
     "pkt-srcaddr": ("PktSrcAddr", _STR),
     "pkt-dstaddr": ("PktDstAddr", _STR),
@@ -142,9 +142,9 @@ def map_record(values: dict[str, Any]) -> dict[str, Any]:
                 continue
         if kind == _STR:
             row[column] = value if isinstance(value, str) else str(value)
-        elif kind == "int":
+        elif kind == "int32":
             row[column] = int32(value)
-        elif kind == "long":
+        elif kind == "int64":
             row[column] = int64(value)
         else:  # epoch seconds
             row[column] = when_epoch(int64(value)) if int64(value) is not None else None
@@ -162,39 +162,6 @@ def _time(row: dict[str, Any], fallback: str | None) -> str | None:
 
 # ---- text records: one compiled field table per header (the hot loop) ------------------------
 
-_EPOCH_CACHE: dict[str, str | None] = {}  # epoch text -> ISO; flow logs repeat a few values
-_EPOCH_CACHE_MAX = 65536
-
-
-def _int32_text(value: str) -> int | None:
-    try:
-        number = int(value)
-    except ValueError:
-        return None
-    return number if -2147483648 <= number <= 2147483647 else None
-
-
-def _int64_text(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
-def _epoch_text(value: str) -> str | None:
-    try:
-        return _EPOCH_CACHE[value]
-    except KeyError:
-        pass
-    number = _int64_text(value)
-    stamp = when_epoch(number) if number is not None else None
-    if len(value) <= CACHE_KEY_MAX:
-        if len(_EPOCH_CACHE) >= _EPOCH_CACHE_MAX:
-            _EPOCH_CACHE.clear()
-        _EPOCH_CACHE[value] = stamp
-    return stamp
-
-
 def field_table(names: list[str]) -> tuple[tuple[int, str, str], ...]:
     """(index in the line, column, kind) for the mapped fields of a header, in the order
     ``map_record(dict(zip(names, parts)))`` gives them (a name given twice keeps its first
@@ -208,49 +175,21 @@ def field_table(names: list[str]) -> tuple[tuple[int, str, str], ...]:
     return tuple(table)
 
 
-_INT = """        try:
-            x = int(v)
-        except ValueError:
-            x = None
-        if x is not None{range}:
-            row[{column!r}] = x
-"""
 _LINE_MAPPERS: dict[tuple[str, ...], Callable[[list[str]], dict[str, Any]]] = {}
 
 
 def line_mapper(names: list[str]) -> Callable[[list[str]], dict[str, Any]]:
     """The function that maps the split fields of one record line of this header to its row
     (``TimeGenerated`` first: ``Start``, else ``End``, else still None; '-' and junk
-    dropped): the same columns as
-    ``map_record(dict(zip(names, parts)))``, written out field by field once per header (the
-    hot loop of the biggest log type: no per-field lookups, calls or dicts). Only column names
-    from FIELDS and field indexes go into the generated code, never text of the object."""
+    dropped): the same columns as ``map_record(dict(zip(names, parts)))``, written out field
+    by field once per header (the hot loop of the biggest log type: no per-field lookups,
+    calls or dicts)."""
     key = tuple(names)
     mapper = _LINE_MAPPERS.get(key)
-    if mapper is not None:
-        return mapper
-    code = ["def _map(parts):", "    row = {'TimeGenerated': None}"]
-    for i, column, kind in field_table(names):
-        code += [f"    v = parts[{i}]", "    if v != '-':"]
-        if kind == _STR:
-            code.append(f"        row[{column!r}] = v")
-        elif kind == "epoch":
-            # TimeGenerated is start, else end: start sets it, end only while it is None
-            stamp = ("            row['TimeGenerated'] = x" if column == "Start" else
-                     "            if row['TimeGenerated'] is None:\n"
-                     "                row['TimeGenerated'] = x")
-            code += ["        x = _epochs.get(v)", "        if x is None:",
-                     "            x = _epoch(v)", "        if x is not None:",
-                     f"            row[{column!r}] = x", stamp]
-        else:
-            bounds = " and -2147483648 <= x <= 2147483647" if kind == "int" else ""
-            code.append(_INT.format(range=bounds, column=column).rstrip("\n"))
-    code.append("    return row")
-    scope: dict[str, Any] = {"_epoch": _epoch_text, "_epochs": _EPOCH_CACHE}
-    exec(compile("\n".join(code), f"<vpcflow line mapper {len(names)} fields>", "exec"), scope)
-    mapper = scope["_map"]
-    if len(_LINE_MAPPERS) < 64:  # headers repeat: a few formats per account
-        _LINE_MAPPERS[key] = mapper
+    if mapper is None:  # str.split(): no field is empty; the parser checks the width
+        mapper = fields_mapper("map_line", 0, None, field_table(names), blank=False)
+        if len(_LINE_MAPPERS) < 64:  # headers repeat: a few formats per account
+            _LINE_MAPPERS[key] = mapper
     return mapper
 
 
