@@ -474,7 +474,7 @@ def _byte_values(data: bytes, chunks: Iterator[bytes]) -> Iterator[Any | JsonGar
     without a newline, the rest of the object is read as text: ``_text_values``). Decoding
     starts and ends after a newline, a character boundary: it gives the text the object's
     decoder would."""
-    loads, table, mark, openers = orjson.loads, _NUMBER_TABLE, _LONG_NUMBER, _OPENERS
+    loads, table, mark = orjson.loads, _NUMBER_TABLE, _LONG_NUMBER
     buf, pos, index = data, 0, 0
     exhausted = False
     while True:
@@ -495,22 +495,25 @@ def _byte_values(data: bytes, chunks: Iterator[bytes]) -> Iterator[Any | JsonGar
         else:
             window = buf[pos:end + 1]
         if window.translate(table).rfind(mark, 0, end + 1 - pos) < 0:
-            lines = window.split(b"\n")
-            lines.pop()  # the start of the next line (or the empty text after the window)
-            for n, line in enumerate(lines):  # noqa: B007 (n: where it stopped)
-                if line[:1] in openers:
+            # each line [pos, stop) handed to orjson as a memoryview: no copy of it (a split
+            # into bytes objects: 0.08-0.25 us more per record)
+            view, find = memoryview(buf), buf.find
+            while pos <= end:
+                stop = find(b"\n", pos, end + 1)
+                first = buf[pos]
+                if first == 123 or first == 91:  # "{" or "["
                     try:
-                        value = loads(line)
+                        value = loads(view[pos:stop])
                     except orjson.JSONDecodeError:
                         break
                     index += 1
                     yield value
-                elif line.strip(b" \t\r\x00"):
+                elif stop > pos and buf[pos:stop].strip(b" \t\r\x00"):
                     break  # not an object or array: read the reference way
+                pos = stop + 1
             else:
-                pos = end + 1
                 continue
-            pos += sum(map(len, lines[:n])) + n  # past the lines before the one that stopped
+            del view
         # else: an integer orjson would read as a float (see _orjson): all the window
         beyond: list[bool] = []
         cur = _JsonCursor(_stretch(buf[pos:end + 1], buf, end + 1, chunks, beyond))
