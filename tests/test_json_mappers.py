@@ -512,3 +512,32 @@ def test_guardduty_bare_findings_give_what_other_kind_and_finding_item_give() ->
             expected.append(guardduty.finding_item(item, position))
     assert got == _items(expected)
     assert {g[0] for g in got} >= {"row", "Rejected"}
+
+
+def test_stamp_ms_is_when_epoch_millis() -> None:
+    """``cloudwatch.stamp_ms`` (WAF's TimeGenerated) gives what when_epoch(millis=True) gives."""
+    from shared.formats import cloudwatch
+    rnd = random.Random(5)
+    values: list[Any] = [0, 1, 999, 1000, 1001, 1_700_000_000_000, 1_700_000_000_123,
+                         cloudwatch._MS_MAX - 1, cloudwatch._MS_MAX, -1, -1000, 2**63, 2**70,
+                         True, False, None, 1.5, 1_700_000_000_000.0, "1700000000000", "",
+                         "x", [1], {"a": 1}, float("nan"), float("inf"), -0.0]
+    values += [rnd.randrange(0, cloudwatch._MS_MAX) for _ in range(50_000)]
+    values += [rnd.randrange(1_500_000_000_000, 1_900_000_000_000) for _ in range(50_000)]
+    for v in values:
+        if rnd.random() < 0.01:
+            cloudwatch._MINUTES.clear()
+        assert cloudwatch.stamp_ms(v) == when_epoch(v, millis=True), v
+
+
+def test_waf_records_with_odd_timestamps_give_the_reference_rows() -> None:
+    rnd = random.Random(11)
+    odd: list[Any] = [True, False, None, -1, 0, 2**70, 1.5e12, "1700000000000", "", [], {},
+                      4_102_444_800_000, 4_102_444_799_999, float("nan")]
+    for i in range(3000):
+        record = copy.deepcopy(WAF[i % len(WAF)])
+        record["timestamp"] = (rnd.choice(odd) if i % 3 == 0
+                               else rnd.randrange(1_500_000_000_000, 1_900_000_000_000))
+        if i % 50 == 0:
+            del record["timestamp"]
+        assert list(waf.map_record(record).items()) == list(ref_waf(record).items()), record
