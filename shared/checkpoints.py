@@ -314,37 +314,23 @@ class GroupSaver:
     """Saves one object's progress after accepted batches, one save at a time (group commit).
 
     ``commit()`` returns once a save that began after the caller's batch was added to
-    ``progress.done`` has finished. The upload worker calls it before it takes its next batch,
-    so an accepted batch holds its place in MAX_UPLOADS_IN_FLIGHT until its progress is in the
-    table: a worker killed at any moment repeats at most the batches in flight, however the
-    saves are grouped (``tests/test_checkpoint_bound.py``).
-
-    A save starts when ``group`` workers wait for one, or when the sender needs a slot
-    (``urge``: it waits for one), or has no more batches (``drain``), or a worker has waited
-    ``max_delay`` seconds. So while parsing is slower than the uploads (the sender is busy,
-    the workers are idle) one save covers ``group`` batches, and while the uploads are
-    slower (the sender waits for a slot) a worker's batch is saved as soon as it is accepted,
-    as with one save per batch: fewer saves, never a slot held that the sender needs.
-    (Each save is ~1.4 ms of CPU under the GIL in azure-data-tables, beside the parsing.)
-    ``saves`` and ``commits`` count them.
+    ``progress.done`` has finished: a caller that arrives while another save is running waits
+    for the next one, and that one save covers every batch accepted by then. The upload
+    worker calls it before it takes its next batch, so an accepted batch holds its place in
+    MAX_UPLOADS_IN_FLIGHT until its progress is in the table: a worker killed at any moment
+    repeats at most the batches in flight, as with one save per batch, in fewer saves when
+    acceptances come faster than saves (``saves`` and ``commits`` count them).
 
     A save the table refuses with an AzureError is logged and counts as done (progress is saved
     again at the end; only a resume is lost). Any other error (the lease lost to another
     worker) is raised to the caller and to every later one: the object's upload stops."""
 
-    MAX_DELAY = 0.5  # seconds a worker waits for others before it saves anyway
-
-    def __init__(self, checkpoints: Checkpoints, ref: ObjectRef, progress: Progress, *,
-                 group: int = 1, max_delay: float = MAX_DELAY):
+    def __init__(self, checkpoints: Checkpoints, ref: ObjectRef, progress: Progress):
         self._cp, self._ref, self._progress = checkpoints, ref, progress
-        self._group, self._max_delay = max(1, group), max_delay
         self._cond = threading.Condition()
         self._accepted = 0  # note() calls
         self._saved = 0     # of those, covered by a finished save
         self._saving = False
-        self._waiting = 0   # workers in commit()
-        self._urgent = False  # the sender waits for a slot: the next save starts at once
-        self._draining = False  # no more batches come: every save starts at once
         self._failed: BaseException | None = None
         self.saves = 0
         self.commits = 0
@@ -354,43 +340,20 @@ class GroupSaver:
         with self._cond:
             self._accepted += 1
 
-    def urge(self) -> None:
-        """The sender waits for an upload slot: a worker waiting to save saves now."""
-        with self._cond:
-            self._urgent = True
-            self._cond.notify_all()
-
-    def drain(self) -> None:
-        """The sender has no more batches (done, stopped or failed): every save starts now."""
-        with self._cond:
-            self._draining = True
-            self._cond.notify_all()
-
     def commit(self) -> None:
         with self._cond:
             self.commits += 1
             need = self._accepted
-            until = time.monotonic() + self._max_delay
-            self._waiting += 1
-            try:
-                while True:
-                    if self._failed is not None:
-                        raise self._failed
-                    if self._saved >= need:
-                        return
-                    if self._saving:
-                        self._cond.wait()
-                        continue
-                    left = until - time.monotonic()
-                    if (self._waiting >= self._group or self._urgent or self._draining
-                            or left <= 0):
-                        break
-                    self._cond.wait(left)
-                self._saving = True
-                self._urgent = False  # this save frees every slot waiting on it
-                target = self._accepted  # the save below reads progress.done after this
-            finally:
-                self._waiting -= 1
+            while True:
+                if self._failed is not None:
+                    raise self._failed
+                if self._saved >= need:
+                    return
+                if not self._saving:
+                    break
+                self._cond.wait()
+            self._saving = True
+            target = self._accepted  # the save below reads progress.done after this
         failed: BaseException | None = None
         try:
             self._cp.save(self._ref, self._progress)

@@ -137,19 +137,6 @@ def _service_text(err: HttpResponseError) -> tuple[str | None, str]:
     return code, message.strip()
 
 
-class Settler:
-    """What the upload workers and the sender tell the object's checkpoint
-    (``checkpoints.GroupSaver``): ``commit()`` after an accepted batch, before the worker takes
-    another (the batch keeps its slot until its progress is saved); ``urge()`` when the sender
-    waits for a slot; ``drain()`` when it has no more batches."""
-
-    def commit(self) -> None: ...
-
-    def urge(self) -> None: ...
-
-    def drain(self) -> None: ...
-
-
 class Ingestor:
     """Sends batches of one stream; one instance per process, shared by invocations."""
 
@@ -243,17 +230,15 @@ class Ingestor:
     # -- a whole object --------------------------------------------------------------------
     def send(self, stream: str, items: Iterable[Union[Batch, Oversize]],
              on_accepted: Callable[[Batch], None] | None = None, *,
-             settle: Settler | None = None,
+             settle: Callable[[], None] | None = None,
              deadline: float | None = None) -> DeliveryReport:
         """Deliver every batch of one object with at most ``in_flight`` requests at a time.
 
         ``on_accepted`` is called (from worker threads, serialised) after each accepted batch,
-        so progress can be checkpointed while the object is still being sent;
-        ``settle.commit()`` after it, in the same worker, not serialised (several workers'
-        checkpoint saves may be one: ``checkpoints.GroupSaver``): a worker takes its next batch
-        only when both returned, so an accepted batch counts against ``in_flight`` until
-        settled; ``settle.urge()`` when this sender waits for a slot, ``settle.drain()`` when
-        it has no more batches (``Settler``). On a transient
+        so progress can be checkpointed while the object is still being sent; ``settle``
+        after it, in the same worker, not serialised (several workers' checkpoint saves may
+        coalesce: ``checkpoints.GroupSaver``): a worker takes its next batch only when both
+        returned, so an accepted batch counts against ``in_flight`` until settled. On a transient
         failure that outlasts the retries, no new batch is started, the ones in flight finish,
         and ``report.transient`` is set. ``deadline`` (time.monotonic()) bounds the whole send
         below the host's functionTimeout: no retry waits past it and no batch starts after it.
@@ -272,35 +257,29 @@ class Ingestor:
                         for accepted in sink:
                             on_accepted(accepted)
                     if settle is not None:
-                        settle.commit()
+                        settle()
 
         pending: set[Future[None]] = set()
         with ThreadPoolExecutor(max_workers=self.in_flight,
                                 thread_name_prefix="upload") as pool:
-            try:
-                for item in items:
-                    if isinstance(item, Oversize):
-                        with lock:
-                            report.add_dead([item.position], RecordTooLargeError(
-                                item.reason or f"record {item.position} is {item.size} bytes "
-                                "of JSON, larger than one request may carry"))
-                        continue
-                    while len(pending) >= self.in_flight:
-                        if settle is not None:
-                            settle.urge()  # a worker waiting to save frees its slot now
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        self._collect(done, report)
-                    if deadline is not None and report.transient is None and \
-                            time.monotonic() >= deadline:
-                        report.transient = TransientDeliveryError(
-                            f"the invocation's time budget ran out before every batch of "
-                            f"stream {stream} was sent (resumes from the checkpoint)")
-                    if report.transient is not None:
-                        break
-                    pending.add(pool.submit(work, item))
-            finally:
-                if settle is not None:
-                    settle.drain()  # no more batches: the workers waiting save now
+            for item in items:
+                if isinstance(item, Oversize):
+                    with lock:
+                        report.add_dead([item.position], RecordTooLargeError(
+                            item.reason or f"record {item.position} is {item.size} bytes of "
+                            "JSON, larger than one request may carry"))
+                    continue
+                while len(pending) >= self.in_flight:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    self._collect(done, report)
+                if deadline is not None and report.transient is None and \
+                        time.monotonic() >= deadline:
+                    report.transient = TransientDeliveryError(
+                        f"the invocation's time budget ran out before every batch of stream "
+                        f"{stream} was sent (resumes from the checkpoint)")
+                if report.transient is not None:
+                    break
+                pending.add(pool.submit(work, item))
             done, _ = wait(pending)
             self._collect(done, report)
         return report
@@ -325,10 +304,10 @@ class Uploads:
     knows every accepted position, whatever its table); the other tables go on, so one
     failing DCR does not hold the others' records back. ``deadline`` as in ``Ingestor.send``:
     past it no batch of any table starts. ``on_accepted(table, batch)`` runs serialised, from
-    the upload threads; ``settle.commit()`` after it, not serialised (see ``Ingestor.send``)."""
+    the upload threads; ``settle()`` after it, not serialised (see ``Ingestor.send``)."""
 
     def __init__(self, in_flight: int, on_accepted: Callable[[str, Batch], None], *,
-                 settle: Settler | None = None, deadline: float | None = None):
+                 settle: Callable[[], None] | None = None, deadline: float | None = None):
         self.in_flight = max(1, in_flight)
         self.deadline = deadline
         self._settle = settle
@@ -364,8 +343,6 @@ class Uploads:
                     "larger than one request may carry"))
             return
         while len(self._pending) >= self.in_flight:
-            if self._settle is not None:
-                self._settle.urge()  # a worker waiting to save frees its slot now
             done, _ = wait(set(self._pending), return_when=FIRST_COMPLETED)
             self._collect(done)
         if self.deadline is not None and self._expired is None and \
@@ -391,14 +368,12 @@ class Uploads:
                         for accepted in sink:
                             self._on_accepted(table, accepted)
                     if self._settle is not None:
-                        self._settle.commit()  # as in Ingestor.send: the slot is held until then
+                        self._settle()  # as in Ingestor.send: the slot is held until then
 
         self._pending[self._pool.submit(work)] = table
 
     def close(self) -> dict[str, DeliveryReport]:
         """Wait for every request; the report of each table."""
-        if self._settle is not None:
-            self._settle.drain()  # no more batches: the workers waiting save now
         try:
             done, _ = wait(set(self._pending))
             self._collect(done)

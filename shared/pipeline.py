@@ -750,10 +750,8 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
 
     # every accepted batch is saved before its upload worker takes another (a save failing
     # with an AzureError is logged: progress is saved again at the end, only a resume is
-    # lost); one save covers the batches of up to in_flight - 1 waiting workers while the
-    # parsing is slower than the uploads, or all there are when the sender needs a slot
-    saver = cp.GroupSaver(conn.checkpoints, ref, progress,
-                          group=max(1, conn.settings.max_uploads_in_flight - 1))
+    # lost); saves that would queue behind one another are one save (group commit)
+    saver = cp.GroupSaver(conn.checkpoints, ref, progress)
 
     def accepted(batch: Any) -> None:
         progress.done.add(batch.positions)
@@ -771,13 +769,13 @@ def deliver_object(conn: Connector, source: Source, ref: ObjectRef, progress: cp
     if fmt.tables:  # records of several tables: each to its own DCR stream
         results = _send_routed(conn, source, fmt, items, progress, stats, allowed, undeclared,
                                on_rejected=note_rejected, fault=fault, text=text,
-                               accepted=routed_accepted, settle=saver,
+                               accepted=routed_accepted, settle=saver.commit,
                                deadline=deadline)
     else:
         results = {fmt.table: conn.ingestor(fmt.table).send(
             stream_of(fmt.table),
             batches(rows(), conn.settings.max_batch_bytes, on_clip=stats.clipped),
-            on_accepted=accepted, settle=saver, deadline=deadline)}
+            on_accepted=accepted, settle=saver.commit, deadline=deadline)}
     stats.checkpoint_saves = saver.saves
     if binary is not None:
         binary.close()
