@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from functools import partial
 
 from ..errors import FormatError
 from ..reader import TextSource
@@ -26,6 +25,7 @@ from .base import (
     Format,
     Item,
     ObjectContext,
+    Rejected,
     field_lines,
     fields_mapper,
     split_fields,
@@ -191,8 +191,41 @@ def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
     if not tolerant_sniff(classic_sniff, text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
-    yield from field_lines(text, "classic ELB access log", 13,
-                           partial(_classic_map, _origin(ctx)))
+    yield from _classic_lines(text, _origin(ctx))
+
+
+def _classic_lines(text: TextSource, origin: dict[str, str]) -> Iterator[Item]:
+    """``field_lines(text, "classic ELB access log", 13, ...)`` with the usual classic line
+    split inline: plain fields, the quoted request, one space, the quoted user agent, plain
+    fields (four quotes; a space before the first, one space between the two quoted texts,
+    the end of the line or a space after the last; no backslash; no "[", without which no
+    field is bracketed). ``split_fields`` gives exactly these fields for such a line (its
+    unspaced-quotes path, tried first when the request holds no space, gives the same);
+    every other line is split by ``split_fields`` itself."""
+    split, mapper = split_fields, _classic_map
+    for n, line in enumerate(text.lines(), start=1):
+        if not line or line.isspace():  # not line.strip(): no copy of every line
+            continue
+        segs = line.split('"')
+        if (len(segs) == 5 and segs[2] == " " and segs[0][-1:] == " "
+                and (not (tail := segs[4]) or tail[0] == " ")
+                and "\\" not in line and "[" not in line):
+            fields = segs[0].split()
+            fields.append(segs[1])
+            fields.append(segs[3])
+            if tail:
+                fields += tail.split()
+        else:
+            fields = split(line)
+        if len(fields) < 13:
+            yield Rejected(n, f"classic ELB access log line has {len(fields)} fields, "
+                              "expected at least 13", line)
+            continue
+        row = mapper(origin, fields)
+        if "TimeGenerated" not in row:
+            yield Rejected(n, "classic ELB access log line has no valid time", line)
+            continue
+        yield row
 
 
 ALB = Format(name="alb", table="AWSALBAccessLogs", parse=alb_parse, sniff=alb_sniff,
