@@ -204,17 +204,16 @@ def _classic_lines(text: TextSource, origin: dict[str, str]) -> Iterator[Item]:
     every other line is split by ``split_fields`` itself."""
     split, mapper = split_fields, _classic_map
     for n, line in enumerate(text.lines(), start=1):
-        if not line or line.isspace():  # not line.strip(): no copy of every line
-            continue
         segs = line.split('"')
         if (len(segs) == 5 and segs[2] == " " and segs[0][-1:] == " "
                 and (not (tail := segs[4]) or tail[0] == " ")
                 and "\\" not in line and "[" not in line):
             fields = segs[0].split()
-            fields.append(segs[1])
-            fields.append(segs[3])
+            fields += (segs[1], segs[3])
             if tail:
                 fields += tail.split()
+        elif not line or line.isspace():  # (a line with quotes is not blank)
+            continue
         else:
             fields = split(line)
         if len(fields) < 13:
