@@ -434,6 +434,7 @@ def test_classic_parse_gives_what_field_lines_and_split_fields_give() -> None:
     lines = _fixture_lines("elb-classic")
     origin = elb._origin(CTX)
     fast = 0
+    # (each object starts with a fixture line: the parser's sniff is not what is tested here)
 
     def items(parse: Any, data: bytes) -> list[Any]:
         return [list(x.items()) if isinstance(x, dict) else x
@@ -441,9 +442,9 @@ def test_classic_parse_gives_what_field_lines_and_split_fields_give() -> None:
 
     for _ in range(150):
         batch = [_classic_line(rnd, lines) for _ in range(100)]
-        data = gzip.compress(("\n".join(batch) + "\n").encode())
+        data = gzip.compress(("\n".join([lines[0], *batch]) + "\n").encode())
         want = items(lambda text: base.field_lines(text, "classic ELB access log", 13,
                                                    partial(elb._classic_map, origin)), data)
-        assert items(lambda text: elb._classic_lines(text, origin), data) == want
+        assert items(lambda text: elb.classic_parse(text, CTX), data) == want
         fast += sum(ln.count('"') == 4 and "\\" not in ln and "[" not in ln for ln in batch)
     assert fast > 5000  # most lines take the inline split

@@ -186,22 +186,20 @@ def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, obj
 
 
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
-    if not text.head.strip():
-        return  # an empty object holds no records
-    if not tolerant_sniff(classic_sniff, text.head):
-        raise FormatError("classic ELB access log lines must start with an ISO time, the "
-                          "load balancer name and client:port")
-    yield from _classic_lines(text, _origin(ctx))
-
-
-def _classic_lines(text: TextSource, origin: dict[str, str]) -> Iterator[Item]:
     """``field_lines(text, "classic ELB access log", 13, ...)`` with the usual classic line
     split inline: plain fields, the quoted request, one space, the quoted user agent, plain
     fields (four quotes; a space before the first, one space between the two quoted texts,
     the end of the line or a space after the last; no backslash; no "[", without which no
     field is bracketed). ``split_fields`` gives exactly these fields for such a line (its
     unspaced-quotes path, tried first when the request holds no space, gives the same);
-    every other line is split by ``split_fields`` itself."""
+    every other line is split by ``split_fields`` itself. The loop is here, not in a
+    generator of its own (``yield from`` cost 0.15-0.25 us a line)."""
+    if not text.head.strip():
+        return  # an empty object holds no records
+    if not tolerant_sniff(classic_sniff, text.head):
+        raise FormatError("classic ELB access log lines must start with an ISO time, the "
+                          "load balancer name and client:port")
+    origin = _origin(ctx)
     split, mapper = split_fields, _classic_map
     for n, line in enumerate(text.lines(), start=1):
         segs = line.split('"')
