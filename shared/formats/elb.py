@@ -39,6 +39,7 @@ NLB_KEY = re.compile(_ELB + r"net\.[^_/]+_\d{8}T\d{4}Z_")
 CLASSIC_KEY = re.compile(_ELB + r"(?!app\.|net\.)[^_/]+_\d{8}T\d{4}Z_")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?$")
 ALB_TYPES = {"http", "https", "h2", "grpcs", "ws", "wss"}
+_fromiso = datetime.fromisoformat
 
 
 def _first_line(head: str) -> list[str]:
@@ -53,22 +54,25 @@ def _utc(value: str | None) -> str | None:
     # ALB / classic ELB: YYYY-MM-DDTHH:MM:SS.ffffffZ, NLB: YYYY-MM-DDTHH:MM:SS, a new value on
     # almost every line: told by its punctuation and fromisoformat (it reads ASCII digits
     # only, the fraction's too) instead of two regexes and the cache, the same answer as
-    # below (what iso_from_text keeps as it is; a .000000 fraction it drops)
+    # below (what iso_from_text keeps as it is; a .000000 fraction it drops: told by the
+    # microsecond fromisoformat read, not by a slice of the text)
     if value.__class__ is str:
         size = len(value)
-        stamp = None
         if size == 27:
-            if value[26] == "Z" and value[4:20:3] == "--T::." and value[20:26] != "000000":
-                stamp = value
+            if value[26] == "Z" and value[4:20:3] == "--T::.":
+                try:  # 6 ASCII digits of fraction: microsecond 0 is ".000000"
+                    if _fromiso(value).microsecond:
+                        return value
+                except ValueError:
+                    pass
         elif size == 19:
             if value[4::3] == "--T::":
                 stamp = value + "Z"
-        if stamp is not None:
-            try:
-                datetime.fromisoformat(stamp)
-                return stamp
-            except ValueError:
-                pass
+                try:
+                    _fromiso(stamp)
+                    return stamp
+                except ValueError:
+                    pass
     if value is None or not _TIME.match(value):
         return None
     return when(value if value.endswith("Z") else value + "Z")
