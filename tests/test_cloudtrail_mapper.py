@@ -199,3 +199,88 @@ def test_altered_events_give_the_reference_rows_or_the_same_error() -> None:
         outcomes.add(ref[0] if ref[0] == "row" else ref[1].split("(")[0])
     # the alterations reach the rows and each kind of failure
     assert {"row", "KeyError", "ValueError", "TypeError", "AttributeError"} <= outcomes
+
+
+# ---- eventTime / creationDate: the inline fast path gives what iso_from_text / when give ----
+
+_CANONICAL_TIME = "2024-01-02T03:04:05Z"
+_TIME_EDGES = [
+    "2024-02-29T23:59:59Z", "2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "2100-02-29T00:00:00Z",
+    "0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2024-00-10T00:00:00Z",
+    "2024-13-01T00:00:00Z", "2024-01-00T00:00:00Z", "2024-01-32T00:00:00Z", "2024-01-01T24:00:00Z",
+    "2024-01-01T23:60:00Z", "2024-01-01T23:59:60Z", "2024-01-02T03:04:05z", "2024-01-02 03:04:05Z",
+    "2024-01-02T03:04:05", "2024-01-02T03:04:05.123Z", "2024-01-02T03:04:05.000000Z",
+    "2024-01-02T03:04:05+02:00", "2024-01-02T03:04:05-00:00", " 2024-01-02T03:04:05Z",
+    "2024-01-02T03:04:05Z ", "2024-01-02T03:04Z", "20240102T030405Z", "2024-W01-1T03:04:05Z",
+    "\u0662024-01-02T03:04:05Z", "2024-01-02T03:04:0\uff15Z", "2024-01-02T03:04:0\u00b2Z",
+    " " * 100 + _CANONICAL_TIME, _CANONICAL_TIME + "\n" * 70, "", "Z" * 20, None, 1704164645,
+    1.5, True, [], {}, ["2024-01-02T03:04:05Z"]]
+# what may stand in a digit's place: digits of other scripts, signs, spaces, the punctuation
+_TIME_CHARS = "0123456789" * 3 + "\u0661\u0669\uff10\u00b2\u2070 \t+-:TZz.x\x00"
+
+
+def _odd_time(rnd: random.Random) -> Any:
+    if rnd.random() < 0.2:
+        return rnd.choice(_TIME_EDGES)
+    chars = list(rnd.choice([_CANONICAL_TIME, "2024-02-29T23:59:59Z", "1999-12-31T23:59:59Z"]))
+    for _ in range(rnd.randint(0, 3)):
+        i = rnd.randrange(len(chars))
+        chars[i] = rnd.choice(_TIME_CHARS) if i not in (4, 7, 10, 13, 16, 19) or \
+            rnd.random() < 0.3 else chars[i]
+    return "".join(chars)
+
+
+def test_event_and_session_times_give_the_reference_answer() -> None:
+    """eventTime in CloudTrail's shape is kept after a punctuation test and fromisoformat,
+    creationDate likewise: every other value, and every shaped value that is not a real date
+    and time, must end as iso_from_text / when end it (the row, or the same error)."""
+    rnd = random.Random(11)
+    template = EVENTS[-1]  # the generated shape: both times present
+    seen = {"row": 0, "error": 0, "created": 0}
+    for i in range(20_000):
+        value = _odd_time(rnd)
+        ev = copy.deepcopy(template)
+        if i % 2:
+            ev["eventTime"] = value
+        else:
+            ev["userIdentity"]["sessionContext"]["attributes"]["creationDate"] = value
+        base._WHEN.clear()
+        cloudtrail._STAMPS.clear()
+        ref = _outcome(reference_map_event, ev)
+        assert _outcome(cloudtrail.map_event, ev) == ref, (i, value)
+        assert _outcome(cloudtrail.map_event, ev) == ref, (i, value)  # remembered: the same
+        seen[ref[0]] += 1
+        seen["created"] += ref[0] == "row" and any(k == "SessionCreationDate" for k, _ in ref[1])
+    # both ways out are exercised, and many shaped values are not valid times
+    assert seen["error"] > 2000 and seen["row"] > 5000 and seen["created"] > 2000
+
+
+def test_remembered_event_times_are_bounded() -> None:
+    ev = copy.deepcopy(EVENTS[-1])
+    cloudtrail._STAMPS.clear()
+    ev["eventTime"] = " " * 1000 + _CANONICAL_TIME  # valid once stripped: a long key
+    assert cloudtrail.map_event(ev)["TimeGenerated"] == _CANONICAL_TIME
+    assert not cloudtrail._STAMPS
+    for n in range(cloudtrail._STAMPS_MAX + 10):  # distinct values of another shape
+        ev["eventTime"] = f"2024-01-02T03:{n // 60 % 60:02d}:{n % 60:02d}+0{n // 3600}:00"
+        cloudtrail.map_event(ev)
+        assert len(cloudtrail._STAMPS) <= cloudtrail._STAMPS_MAX
+    ev["eventTime"] = _CANONICAL_TIME  # the usual shape is not remembered at all
+    cloudtrail._STAMPS.clear()
+    cloudtrail.map_event(ev)
+    assert not cloudtrail._STAMPS
+
+
+def test_text_only_request_parameters_are_the_json_text() -> None:
+    """requestParameters of text values only are written by orjson straight away: the text
+    compact_json writes, for any text (control characters, quotes, non-BMP, lone surrogates)."""
+    rnd = random.Random(5)
+    alphabet = [chr(c) for c in range(0x80)] + ["\u2028", "\u00e9", "\U0001f600", "\ud800",
+                                                "\udfff", "\x7f", "\u0085", '\\"', "\\u0000"]
+    for _ in range(5000):
+        params = {"".join(rnd.choices(alphabet, k=rnd.randint(0, 4))):
+                  "".join(rnd.choices(alphabet, k=rnd.randint(0, 8)))
+                  for _ in range(rnd.randint(0, 3))}
+        if rnd.random() < 0.2:
+            params[rnd.choice(["n", "x"])] = rnd.choice([1, 1.5, 1e-7, None, True, [], {}])
+        assert cloudtrail._params_json(params) == compact_json(params), params

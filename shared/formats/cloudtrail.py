@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
+
+import orjson
 
 from ..errors import FormatError
 from ..reader import JsonGarbage, TextSource
 from .base import (
+    CACHE_KEY_MAX,
     Format,
     Item,
     ObjectContext,
@@ -54,9 +58,28 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
+_fromiso = datetime.fromisoformat
+_dumps = orjson.dumps
+
+
+def _params_json(value: Any) -> str:
+    """``compact_json(value)``; an object of text values only (S3 data events:
+    bucketName, key, Host) by orjson straight away: it writes text as json does (the
+    exceptions, lone surrogates, raise TypeError and go to compact_json)."""
+    if value.__class__ is dict:
+        for v in value.values():
+            if v.__class__ is not str:
+                return compact_json(value)
+        try:
+            return _dumps(value).decode()
+        except TypeError:
+            pass
+    return compact_json(value)
+
+
 _EMPTY: dict[str, Any] = {}  # read only: what a missing nested object reads as
-# eventTime -> TimeGenerated for the canonical times seen recently (a file's events share
-# seconds). Bounded; a plain dict is safe to share between the worker's threads.
+# eventTime -> TimeGenerated for the times not in the usual shape (below), seen recently.
+# Bounded (entries and key length); a plain dict is safe to share between the worker's threads
 _STAMPS: dict[str, str] = {}
 _STAMPS_MAX = 8192
 
@@ -64,9 +87,10 @@ _STAMPS_MAX = 8192
 def _stamp(value: Any) -> str:
     """``iso_from_text(eventTime)``, remembered (its ValueError/TypeError reject the record)."""
     stamp = iso_from_text(value)
-    if len(_STAMPS) >= _STAMPS_MAX:
-        _STAMPS.clear()
-    _STAMPS[value] = stamp
+    if len(value) <= CACHE_KEY_MAX:
+        if len(_STAMPS) >= _STAMPS_MAX:
+            _STAMPS.clear()
+        _STAMPS[value] = stamp
     return stamp
 
 
@@ -91,12 +115,25 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
     # Insights events name the API they are about in insightDetails; the table has no insight
     # columns, so the details go where additional data goes rather than being lost
     insight = get("insightDetails")
-    if insight.__class__ is not dict and not isinstance(insight, dict):
+    if insight is not None and insight.__class__ is not dict and not isinstance(insight, dict):
         insight = None
 
-    when_ = ev["eventTime"]
-    stamp = _STAMPS.get(when_) if when_.__class__ is str else None
-    row: dict[str, Any] = {"TimeGenerated": stamp or _stamp(when_),
+    # eventTime as CloudTrail writes it, YYYY-MM-DDTHH:MM:SSZ, is its own TimeGenerated once
+    # its punctuation is in place and fromisoformat (ASCII digits only, a real date and time)
+    # accepts it: iso_from_text's first branch, without a call or a cache (each second of a
+    # file would be a new entry). Anything else, a failure included, goes the full way.
+    t = ev["eventTime"]
+    stamp = None
+    if t.__class__ is str:
+        if len(t) == 20 and t[4::3] == "--T::Z":
+            try:
+                _fromiso(t)
+                stamp = t
+            except ValueError:
+                pass
+        else:
+            stamp = _STAMPS.get(t)
+    row: dict[str, Any] = {"TimeGenerated": stamp or _stamp(t),
                            "OperationName": "CloudTrail"}  # the table's documented constant
     if (v := get("eventVersion")) is not None:
         row["EventVersion"] = v
@@ -114,10 +151,23 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         row["UserIdentityUserName"] = v
     if (v := uget("invokedBy")) is not None:
         row["UserIdentityInvokedBy"] = v
-    if (v := _bool(attrs.get("mfaAuthenticated"))) is not None:
-        row["SessionMfaAuthenticated"] = v
-    if (v := when(created)) is not None:
-        row["SessionCreationDate"] = v
+    if (v := attrs.get("mfaAuthenticated")) is not None:  # _bool, its usual answers inline
+        if v == "true" or v is True:
+            row["SessionMfaAuthenticated"] = True
+        elif v == "false" or v is False:
+            row["SessionMfaAuthenticated"] = False
+        elif (v := _bool(v)) is not None:
+            row["SessionMfaAuthenticated"] = v
+    if created is not None:  # the same fast path as eventTime's (when() on anything else)
+        if created.__class__ is str and len(created) == 20 and created[4::3] == "--T::Z":
+            try:
+                _fromiso(created)
+                row["SessionCreationDate"] = created
+            except ValueError:
+                if (v := when(created)) is not None:
+                    row["SessionCreationDate"] = v
+        elif (v := when(created)) is not None:
+            row["SessionCreationDate"] = v
     if issuer:
         iget = issuer.get
         if (v := iget("type")) is not None:
@@ -152,7 +202,7 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         row["ErrorMessage"] = v
     params = get("requestParameters")
     if params is not None:
-        row["RequestParameters"] = params if isinstance(params, str) else compact_json(params)
+        row["RequestParameters"] = params if isinstance(params, str) else _params_json(params)
     if (v := get("responseElements")) is not None:
         row["ResponseElements"] = v if isinstance(v, str) else compact_json(v)
     v = get("additionalEventData")
@@ -168,7 +218,9 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         row["EventTypeName"] = v
     if (v := get("apiVersion")) is not None:
         row["APIVersion"] = v
-    if (v := _bool(get("readOnly"))) is not None:
+    if (v := get("readOnly")) is True or v is False:  # _bool's usual answer inline
+        row["ReadOnly"] = v
+    elif v is not None and (v := _bool(v)) is not None:
         row["ReadOnly"] = v
     if (v := get("resources")) is not None:
         row["Resources"] = v if isinstance(v, str) else compact_json(v)
@@ -180,7 +232,9 @@ def map_event(ev: dict[str, Any]) -> dict[str, Any]:
         row["SharedEventId"] = v
     if (v := get("vpcEndpointId")) is not None:
         row["VpcEndpointId"] = v
-    if (v := _bool(get("managementEvent"))) is not None:
+    if (v := get("managementEvent")) is True or v is False:
+        row["ManagementEvent"] = v
+    elif v is not None and (v := _bool(v)) is not None:
         row["ManagementEvent"] = v
     if (v := get("eventCategory")) is not None:
         row["Category"] = v

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from functools import partial
 
 from ..errors import FormatError
 from ..reader import TextSource
@@ -26,6 +25,7 @@ from .base import (
     Format,
     Item,
     ObjectContext,
+    Rejected,
     field_lines,
     split_fields,
     tolerant_sniff,
@@ -39,6 +39,7 @@ NLB_KEY = re.compile(_ELB + r"net\.[^_/]+_\d{8}T\d{4}Z_")
 CLASSIC_KEY = re.compile(_ELB + r"(?!app\.|net\.)[^_/]+_\d{8}T\d{4}Z_")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z?$")
 ALB_TYPES = {"http", "https", "h2", "grpcs", "ws", "wss"}
+_fromiso = datetime.fromisoformat
 
 
 def _first_line(head: str) -> list[str]:
@@ -53,22 +54,25 @@ def _utc(value: str | None) -> str | None:
     # ALB / classic ELB: YYYY-MM-DDTHH:MM:SS.ffffffZ, NLB: YYYY-MM-DDTHH:MM:SS, a new value on
     # almost every line: told by its punctuation and fromisoformat (it reads ASCII digits
     # only, the fraction's too) instead of two regexes and the cache, the same answer as
-    # below (what iso_from_text keeps as it is; a .000000 fraction it drops)
+    # below (what iso_from_text keeps as it is; a .000000 fraction it drops: told by the
+    # microsecond fromisoformat read, not by a slice of the text)
     if value.__class__ is str:
         size = len(value)
-        stamp = None
         if size == 27:
-            if value[26] == "Z" and value[4:20:3] == "--T::." and value[20:26] != "000000":
-                stamp = value
+            if value[26] == "Z" and value[4:20:3] == "--T::.":
+                try:  # 6 ASCII digits of fraction: microsecond 0 is ".000000"
+                    if _fromiso(value).microsecond:
+                        return value
+                except ValueError:
+                    pass
         elif size == 19:
             if value[4::3] == "--T::":
                 stamp = value + "Z"
-        if stamp is not None:
-            try:
-                datetime.fromisoformat(stamp)
-                return stamp
-            except ValueError:
-                pass
+                try:
+                    _fromiso(stamp)
+                    return stamp
+                except ValueError:
+                    pass
     if value is None or not _TIME.match(value):
         return None
     return when(value if value.endswith("Z") else value + "Z")
@@ -183,13 +187,43 @@ def classic_row(f: list[str], ctx: ObjectContext | None = None) -> dict[str, obj
 
 
 def classic_parse(text: TextSource, ctx: ObjectContext) -> Iterator[Item]:
+    """``field_lines(text, "classic ELB access log", 13, ...)`` with the usual classic line
+    split inline: plain fields, the quoted request, one space, the quoted user agent, plain
+    fields (four quotes; a space before the first, one space between the two quoted texts,
+    the end of the line or a space after the last; no backslash; no "[", without which no
+    field is bracketed). ``split_fields`` gives exactly these fields for such a line (its
+    unspaced-quotes path, tried first when the request holds no space, gives the same);
+    every other line is split by ``split_fields`` itself. The loop is here, not in a
+    generator of its own (``yield from`` cost 0.15-0.25 us a line)."""
     if not text.head.strip():
         return  # an empty object holds no records
     if not tolerant_sniff(classic_sniff, text.head):
         raise FormatError("classic ELB access log lines must start with an ISO time, the "
                           "load balancer name and client:port")
-    yield from field_lines(text, "classic ELB access log", 13,
-                           partial(_classic_map, _origin(ctx)))
+    origin = _origin(ctx)
+    split, mapper = split_fields, _classic_map
+    for n, line in enumerate(text.lines(), start=1):
+        segs = line.split('"')
+        if (len(segs) == 5 and segs[2] == " " and segs[0][-1:] == " "
+                and (not (tail := segs[4]) or tail[0] == " ")
+                and "\\" not in line and "[" not in line):
+            fields = segs[0].split()
+            fields += (segs[1], segs[3])
+            if tail:
+                fields += tail.split()
+        elif not line or line.isspace():  # (a line with quotes is not blank)
+            continue
+        else:
+            fields = split(line)
+        if len(fields) < 13:
+            yield Rejected(n, f"classic ELB access log line has {len(fields)} fields, "
+                              "expected at least 13", line)
+            continue
+        row = mapper(origin, fields)
+        if "TimeGenerated" not in row:
+            yield Rejected(n, "classic ELB access log line has no valid time", line)
+            continue
+        yield row
 
 
 ALB = Format(name="alb", table="AWSALBAccessLogs", parse=alb_parse, sniff=alb_sniff,
