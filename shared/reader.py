@@ -436,15 +436,21 @@ def _text_values(cur: _JsonCursor, index: int) -> Iterator[Any | JsonGarbage]:
             index += 1
             yield value
             continue
-        value, err = cur.decode()
         index += 1
-        if err is None:
-            yield value
-            continue
-        newline = cur.buf.find("\n", cur.pos)
-        stop = len(cur.buf) if newline < 0 else newline + 1
-        yield JsonGarbage(index, f"not valid JSON: {err.msg}", cur.buf[cur.pos:stop])
-        cur.pos = stop
+        yield _reference_value(cur, index)
+
+
+def _reference_value(cur: _JsonCursor, index: int) -> Any | JsonGarbage:
+    """The value at ``cur.pos`` read the reference way (json), or the rest of its line as
+    garbage ``index`` (``cur`` then past that line)."""
+    value, err = cur.decode()
+    if err is None:
+        return value
+    newline = cur.buf.find("\n", cur.pos)
+    stop = len(cur.buf) if newline < 0 else newline + 1
+    garbage = JsonGarbage(index, f"not valid JSON: {err.msg}", cur.buf[cur.pos:stop])
+    cur.pos = stop
+    return garbage
 
 
 def _byte_values(data: bytes, chunks: Iterator[bytes]) -> Iterator[Any | JsonGarbage]:
@@ -542,15 +548,8 @@ def _stretch_values(cur: _JsonCursor, index: int,
             index += 1
             yield value
             continue
-        value, err = cur.decode()
         index += 1
-        if err is None:
-            yield value
-            continue
-        newline = cur.buf.find("\n", cur.pos)
-        stop = len(cur.buf) if newline < 0 else newline + 1
-        yield JsonGarbage(index, f"not valid JSON: {err.msg}", cur.buf[cur.pos:stop])
-        cur.pos = stop
+        yield _reference_value(cur, index)
 
 
 def _decoded(data: bytes, chunks: Iterator[bytes]) -> Iterator[str]:

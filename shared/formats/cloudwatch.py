@@ -120,22 +120,11 @@ def plain_event(item: LogEvent) -> Item:
 def _row(event: Any) -> dict[str, Any] | None:
     if event.__class__ is not dict and not isinstance(event, dict):
         return None
-    stamp = event.get("timestamp")
     # epoch milliseconds as an int, 1970 to 2100: the ISO text of its minute (remembered),
     # its second and its milliseconds (from tables), what when_epoch(millis=True) gives
     # (tests/test_json_mappers.py compares them on 200,000 values); anything else the
     # general way
-    if stamp.__class__ is int and 0 <= stamp < _MS_MAX:
-        minute, rest = divmod(stamp, 60_000)
-        prefix = _MINUTES.get(minute)
-        if prefix is None:
-            if len(_MINUTES) >= 4096:
-                _MINUTES.clear()
-            prefix = _MINUTES[minute] = iso_from_epoch(minute * 60)[:17]  # YYYY-MM-DDTHH:MM:
-        second, ms = divmod(rest, 1000)
-        stamp = prefix + _SS[second] + _MS[ms]
-    else:
-        stamp = when_epoch(stamp, millis=True)
+    stamp = stamp_ms(event.get("timestamp"))
     message = event.get("message")
     if stamp is None or message is None:
         return None
@@ -145,9 +134,9 @@ def _row(event: Any) -> dict[str, Any] | None:
 
 
 def stamp_ms(stamp: Any) -> str | None:
-    """``when_epoch(stamp, millis=True)``, sooner for an int of 1970 to 2100 (what ``_row``
-    does inline; WAF's ``timestamp``): every stamp its own millisecond, the cache of
-    ``when_epoch`` missed on all of them."""
+    """``when_epoch(stamp, millis=True)``, sooner for an int of 1970 to 2100 (log events' and
+    WAF's ``timestamp``): every stamp its own millisecond, the cache of ``when_epoch`` missed
+    on all of them."""
     if stamp.__class__ is int and 0 <= stamp < _MS_MAX:
         minute, rest = divmod(stamp, 60_000)
         prefix = _MINUTES.get(minute)
