@@ -431,18 +431,17 @@ def _text_values(cur: _JsonCursor, index: int) -> Iterator[Any | JsonGarbage]:
             if n:
                 index += n
                 continue
-        value = cur.fast_value()
-        if value is not _MISS:
-            index += 1
-            yield value
-            continue
         index += 1
-        yield _reference_value(cur, index)
+        yield _next_value(cur, index)
 
 
-def _reference_value(cur: _JsonCursor, index: int) -> Any | JsonGarbage:
-    """The value at ``cur.pos`` read the reference way (json), or the rest of its line as
-    garbage ``index`` (``cur`` then past that line)."""
+def _next_value(cur: _JsonCursor, index: int) -> Any | JsonGarbage:
+    """The value at ``cur.pos``: by orjson when it is one complete value (``fast_value``),
+    else read the reference way (json); or the rest of its line as garbage ``index``
+    (``cur`` then past that line)."""
+    value = cur.fast_value()
+    if value is not _MISS:
+        return value
     value, err = cur.decode()
     if err is None:
         return value
@@ -543,13 +542,8 @@ def _stretch_values(cur: _JsonCursor, index: int,
             return index
         if p == n:
             return index  # the stretch read up: the bytes way goes on after it
-        value = cur.fast_value()
-        if value is not _MISS:
-            index += 1
-            yield value
-            continue
         index += 1
-        yield _reference_value(cur, index)
+        yield _next_value(cur, index)
 
 
 def _decoded(data: bytes, chunks: Iterator[bytes]) -> Iterator[str]:
